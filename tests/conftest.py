@@ -23,3 +23,15 @@ def require_tshark():
         if os.environ.get("CI"):
             pytest.fail("tshark is required in CI (make sysdeps installs it)")
         pytest.skip("tshark not installed (make sysdeps installs it)")
+
+
+# --- kernel oracle (tests/kernel_oracle.py): one namespace pair per session ---------
+@pytest.fixture(scope="session")
+def kernel_oracle():
+    """The Linux kernel as GSO/GRO oracle (a KernelOracle); skips when not root outside CI,
+    fails in CI. Namespaces are removed at the end of the session."""
+    import kernel_oracle as _ko
+
+    oracle = _ko.oracle_or_skip()
+    yield oracle
+    oracle.close()
