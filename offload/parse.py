@@ -218,11 +218,12 @@ def _parse_l4(buf, s, n, proto, p, end, meta, i):
 @njit(cache=True, nogil=True)
 def _parse_ipv4(buf, s, n, p, meta, i):
     m = meta[i]
+    # the version nibble first: a short frame of the wrong version is the wrong version
+    if p < n and (buf[s + p] >> 4) != 4:
+        return S.BAD_IP_VERSION
     if p + 20 > n:
         return S.TRUNC_L3
     vihl = np.int64(buf[s + p])
-    if (vihl >> 4) != 4:
-        return S.BAD_IP_VERSION
     ihl = (vihl & 15) * 4
     if ihl < 20:
         return S.BAD_IHL
@@ -266,8 +267,10 @@ def _parse_ipv4(buf, s, n, p, meta, i):
 
 
 @njit(cache=True, nogil=True)
-def _hbh_options(buf, s, n, p, hl, meta, i):
-    """Walk hop-by-hop options at [p+2, p+hl). Returns (status, jumbo_len or -1)."""
+def _hbh_options(buf, s, n, p, hl, meta, i, hop_by_hop=True):
+    """Walk the option TLVs of a hop-by-hop (or destination-options) header at
+    [p+2, p+hl). Returns (status, jumbo_len or -1); the jumbo option counts only in
+    hop-by-hop."""
     q = p + 2
     stop = p + hl
     jumbo = -1
@@ -281,7 +284,7 @@ def _hbh_options(buf, s, n, p, hl, meta, i):
         ol = np.int64(buf[s + q + 1])
         if q + 2 + ol > stop:
             return S.BAD_OPTION, -1
-        if t == 0xC2:
+        if t == 0xC2 and hop_by_hop:
             if ol != 4 or jumbo >= 0:
                 return S.BAD_JUMBO, -1
             jumbo = _be32(buf, s + q + 2)
@@ -292,10 +295,10 @@ def _hbh_options(buf, s, n, p, hl, meta, i):
 @njit(cache=True, nogil=True)
 def _parse_ipv6(buf, s, n, p, meta, i):
     m = meta[i]
+    if p < n and (buf[s + p] >> 4) != 6:
+        return S.BAD_IP_VERSION
     if p + 40 > n:
         return S.TRUNC_L3
-    if (buf[s + p] >> 4) != 6:
-        return S.BAD_IP_VERSION
     plen = _be16(buf, s + p + 4)
     nh = np.int64(buf[s + p + 6])
     m.dst_off = p + 24
@@ -332,6 +335,15 @@ def _parse_ipv6(buf, s, n, p, meta, i):
             st, jumbo = _hbh_options(buf, s, n, q, hl, meta, i)
             if st != S.OK:
                 return st
+            if plen == 0 and jumbo > 0xFFFF:
+                # the jumbo length is the packet's: a frame cut short inside a later
+                # header is truncated, not an overrun of the packet
+                end = p + 40 + jumbo
+        elif nh == IPPROTO_DSTOPTS:
+            # malformed TLVs make Linux drop the packet (ip6_parse_tlv): say so here too
+            st, _unused = _hbh_options(buf, s, n, q, hl, meta, i, False)
+            if st != S.OK:
+                return st
         elif nh == IPPROTO_ROUTING:
             rtype = buf[s + q + 2]
             segleft = np.int64(buf[s + q + 3])
@@ -354,6 +366,10 @@ def _parse_ipv6(buf, s, n, p, meta, i):
         nh = np.int64(buf[s + q])
         q += hl
         first = False
+        if is_frag and frag_off != 0:
+            # after a non-first fragment's header comes fragment data, not headers
+            # (as Linux ipv6_skip_exthdr): the chain ends here
+            break
     ext = q - (p + 40)
     m.ext_len = ext
     m.l3_hdr_len = 40 + ext
