@@ -1,0 +1,178 @@
+"""The one Port interface every backend implements, and ``open_port(spec)``.
+
+Think DPDK's ``rte_eth_rx_burst`` / ``rte_eth_tx_burst``:
+
+* ``rx_burst(max_frames)`` returns a :class:`~offload.batch.PacketBatch` whose
+  ``buf`` is the port's own memory (the AF_XDP UMEM, the TPACKET_V3 ring, the tap
+  arena): frames are *views*, not copies. They stay valid until the batch is
+  given back with ``release(batch)`` (or ``with port.rx(n) as batch:``); until
+  then the memory is the caller's and the port will not reuse it.
+* ``tx_burst(batch)`` queues the frames (copying them into the port's transmit
+  memory) and returns how many of them, from the first, it took. Frames a port
+  can never send (too large, malformed virtio header) are *taken* and counted
+  as ``tx_dropped`` with status ``SHIM_DROPPED``, so a caller never spins on them.
+  Frames past the returned count were not taken: retry them (ring full).
+* ``meta`` carries the virtio_net_hdr of a super-packet in both directions
+  (``vnet_flags``, ``gso_type``, ``gso_size``, ``csum_start``, ``csum_offset``,
+  ``hdr_len``) on ports that speak it (``tap``, ``packet``);
+  ``port.accepts_gso`` says whether ``tx_burst`` may be given super-packets and
+  partial checksums; if not, the datapath must segment and complete checksums first.
+* ``stats()`` returns a dict of counters (``rx_packets``, ``rx_bytes``,
+  ``tx_packets``, ``tx_bytes``, ``tx_dropped``, ... plus backend ones).
+* ``close()`` gives everything back to the kernel; ports are context managers.
+
+Spec strings: ``afxdp:IFNAME[:QUEUE]`` (all queues when QUEUE is omitted),
+``tap:NAME``, ``packet:IFNAME``, ``netmap:IFNAME`` (fails here: see netmap.py).
+Options may follow as ``,key=value`` (e.g. ``afxdp:eth0:0,mode=skb,zc=0``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ..batch import PacketBatch
+
+
+class Port:
+    """Base class: one network port with burst RX/TX. See the module docstring."""
+
+    kind = "port"
+    #: True when tx_burst takes super-packets / CHECKSUM_PARTIAL frames (virtio_net_hdr).
+    accepts_gso = False
+    #: True when rx_burst may deliver super-packets / partial checksums.
+    delivers_gso = False
+
+    def __init__(self, name: str):
+        self.name = name
+        self.closed = False
+        self._stats = dict(rx_packets=0, rx_bytes=0, rx_bursts=0, tx_packets=0, tx_bytes=0,
+                           tx_dropped=0, tx_full=0)
+
+    # -- the interface ----------------------------------------------------
+    def rx_burst(self, max_frames: int = 64) -> PacketBatch:
+        raise NotImplementedError
+
+    def release(self, batch: PacketBatch) -> None:
+        raise NotImplementedError
+
+    def tx_burst(self, batch: PacketBatch) -> int:
+        raise NotImplementedError
+
+    def fileno(self) -> int:
+        """A file descriptor that polls readable when ``rx_burst`` has frames."""
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        return dict(self._stats)
+
+    def check_frames(self) -> dict:
+        """Verify the port's buffer accounting; raise AssertionError on a leak.
+
+        Returns the number of buffers in each state."""
+        return {}
+
+    def close(self) -> None:
+        self.closed = True
+
+    # -- conveniences ------------------------------------------------------
+    @contextlib.contextmanager
+    def rx(self, max_frames: int = 64):
+        """``with port.rx(64) as batch:`` releases the batch on exit."""
+        b = self.rx_burst(max_frames)
+        try:
+            yield b
+        finally:
+            self.release(b)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the port has frames to read (or ``timeout`` seconds pass)."""
+        import select
+        p = select.poll()
+        p.register(self.fileno(), select.POLLIN)
+        return bool(p.poll(None if timeout is None else int(timeout * 1000)))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if not self.closed:
+                self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.kind}:{self.name}{' closed' if self.closed else ''}>"
+
+
+def _mark_dropped(batch: PacketBatch, idx) -> None:
+    from .. import status as S
+    batch.meta["status"][idx] = S.SHIM_DROPPED
+
+
+def _parse_opts(rest: str) -> tuple[list[str], dict]:
+    parts = rest.split(",")
+    pos = parts[0].split(":") if parts[0] else []
+    opts = {}
+    for p in parts[1:]:
+        if not p:
+            continue
+        k, _, v = p.partition("=")
+        opts[k.strip()] = v.strip() if v else "1"
+    return pos, opts
+
+
+def open_port(spec: str, netns: str | None = None, **kw) -> Port:
+    """Open a port from a spec string (see the module docstring).
+
+    ``netns`` (a name under /run/netns or a path) opens the port inside that
+    network namespace; the port's sockets then stay there. Keyword arguments
+    override the spec's ``,key=value`` options.
+    """
+    kind, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise ValueError(f"port spec {spec!r}: expected KIND:NAME (afxdp:IF[:Q], tap:NAME, packet:IF, netmap:IF)")
+    pos, opts = _parse_opts(rest)
+    opts.update(kw)
+    if kind == "afxdp":
+        from .afxdp import AfXdpPort
+        if len(pos) > 2:
+            raise ValueError(f"port spec {spec!r}: afxdp:IFNAME[:QUEUE]")
+        queue = int(pos[1]) if len(pos) == 2 else None
+        return AfXdpPort(pos[0], queue=queue, netns=netns, **_typed(opts))
+    if kind == "tap":
+        from .tap import TapPort
+        return TapPort(pos[0], netns=netns, **_typed(opts))
+    if kind == "packet":
+        from .packet import PacketPort
+        return PacketPort(pos[0], netns=netns, **_typed(opts))
+    if kind == "netmap":
+        from .netmap import NetmapPort
+        return NetmapPort(pos[0], netns=netns, **_typed(opts))
+    raise ValueError(f"port spec {spec!r}: unknown kind {kind!r} (afxdp, tap, packet, netmap)")
+
+
+def _typed(opts: dict) -> dict:
+    out = {}
+    for k, v in opts.items():
+        if isinstance(v, str):
+            if v.lower() in ("true", "yes", "on"):
+                v = True
+            elif v.lower() in ("false", "no", "off"):
+                v = False
+            else:
+                try:
+                    v = int(v, 0)
+                except ValueError:
+                    pass
+        out[k] = v
+    return out
+
+
+def empty_batch() -> PacketBatch:
+    return PacketBatch(np.zeros(4, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64))
