@@ -494,8 +494,14 @@ class AfXdpPort(Port):
         q.tx = _Ring(fd, XDP_PGOFF_TX_RING, tx_o, r, 16)
         q.fill = _Ring(fd, XDP_UMEM_PGOFF_FILL_RING, fr_o, r, 8)
         q.comp = _Ring(fd, XDP_UMEM_PGOFF_COMPLETION_RING, cr_o, r, 8)
+        if first is not None:
+            # a socket sharing the UMEM inherits copy/zero-copy/SG from the first one;
+            # any of those flags next to XDP_SHARED_UMEM is EINVAL
+            self._bind(fd, XDP_SHARED_UMEM, q.qid, first.sock.fileno())
+            q.zerocopy = first.zerocopy
+            return
         base = XDP_USE_SG if self.sg else 0
-        shared = XDP_SHARED_UMEM if first is not None else 0
+        shared = 0
         tries = ([XDP_ZEROCOPY] if zc else []) + [XDP_COPY]
         last = None
         for m in tries:

@@ -1,0 +1,292 @@
+"""AF_PACKET port: a TPACKET_V3 mmap RX ring with PACKET_VNET_HDR, for hosts without AF_XDP.
+
+RX: the kernel fills blocks of the ring with frames, each preceded by its
+virtio_net_hdr (so GSO/GRO super-packets arrive whole, with their header);
+a block becomes ours when full or after ``retire_ms``. ``rx_burst`` walks blocks
+in a Numba kernel and returns frames as views into the ring; a block goes back
+to the kernel once every frame of it has been returned and every batch that
+holds one of its frames has been released.
+
+TX: one ``sendmsg`` per frame (virtio header + frame). A TX ring
+(PACKET_TX_RING) would batch the system calls; it is not implemented.
+
+Limitation: when the kernel has moved a VLAN tag into skb metadata
+(``TP_STATUS_VLAN_VALID``), the frame in the ring has no tag; such frames are
+counted in ``rx_vlan_stripped`` and passed on untagged.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import socket
+import struct
+
+import numpy as np
+from numba import njit
+
+from .. import vnet
+from ..batch import PacketBatch
+from ..status import SHIM_DROPPED
+from . import _linux as L
+from .port import Port, empty_batch
+
+SOL_PACKET = 263
+PACKET_RX_RING = 5
+PACKET_VERSION = 10
+PACKET_VNET_HDR = 15
+PACKET_IGNORE_OUTGOING = 23
+TPACKET_V3 = 2
+TP_STATUS_KERNEL = 0
+TP_STATUS_USER = 1
+TP_STATUS_VLAN_VALID = 1 << 4
+ETH_P_ALL = 0x0003
+
+# struct tpacket_block_desc / tpacket_hdr_v1 offsets
+BLK_STATUS = 8
+BLK_NUM_PKTS = 12
+BLK_FIRST = 16
+
+
+@njit(cache=True, nogil=True)
+def _u32(b, o):
+    return np.int64(b[o]) | (np.int64(b[o + 1]) << 8) | (np.int64(b[o + 2]) << 16) | (np.int64(b[o + 3]) << 24)
+
+
+@njit(cache=True, nogil=True)
+def _u16(b, o):
+    return np.int64(b[o]) | (np.int64(b[o + 1]) << 8)
+
+
+@njit(cache=True, nogil=True)
+def _walk_block(ring, blk, blk_size, pkt, left, maxn, n, out_off, out_len, meta, hlen, bad):
+    """Take up to ``maxn - n`` frames from the block at ``blk`` starting with the packet
+    header at ``pkt`` (relative to the block), ``left`` frames remaining. Every offset
+    read from the ring is checked against the block. Returns (n, pkt, left, vlan_stripped)."""
+    vlan = 0
+    while left > 0 and n < maxn:
+        if pkt < 0 or pkt + 32 > blk_size:
+            bad[0] += 1
+            left = 0
+            break
+        h = blk + pkt
+        nxt = _u32(ring, h)
+        snap = _u32(ring, h + 12)
+        stat = _u32(ring, h + 20)
+        mac = _u16(ring, h + 24)
+        if mac < hlen or pkt + mac + snap > blk_size:
+            bad[0] += 1
+            left = 0
+            break
+        f = h + mac
+        out_off[n] = f
+        out_len[n] = snap
+        v = f - hlen
+        meta[n].vnet_flags = ring[v]
+        meta[n].gso_type = ring[v + 1]
+        meta[n].hdr_len = _u16(ring, v + 2)
+        meta[n].gso_size = _u16(ring, v + 4)
+        meta[n].csum_start = _u16(ring, v + 6)
+        meta[n].csum_offset = _u16(ring, v + 8)
+        if stat & TP_STATUS_VLAN_VALID:
+            vlan += 1
+        n += 1
+        left -= 1
+        pkt = pkt + nxt if nxt else -1
+    return n, pkt, left, vlan
+
+
+class PacketPort(Port):
+    """AF_PACKET on ``ifname``: TPACKET_V3 RX ring of ``blocks`` x ``block_size`` bytes
+    (default 32 x 256 KiB), PACKET_VNET_HDR on (``vnet_hdr`` 0 turns it off: then the
+    frames carry no header and super-packets are neither received nor sent)."""
+
+    kind = "packet"
+
+    def __init__(self, ifname: str, netns: str | None = None, blocks: int = 32, block_size: int = 1 << 18,
+                 retire_ms: int = 1, vnet_hdr: bool = True, max_burst: int = 256):
+        super().__init__(ifname)
+        self.sock = None
+        self.mm = None
+        self.ring = None
+        self.hlen = vnet.HDR_LEN if vnet_hdr else 0
+        self.accepts_gso = self.delivers_gso = bool(vnet_hdr)
+        self.nblocks = int(blocks)
+        self.block_size = int(block_size)
+        with L.in_netns(netns):
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            self.sock = s
+            try:
+                if vnet_hdr:
+                    s.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)   # must precede the ring
+                s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)  # not our own transmissions
+                s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+                frame_size = 2048
+                req = struct.pack("7I", self.block_size, self.nblocks, frame_size,
+                                  self.block_size // frame_size * self.nblocks, int(retire_ms), 0, 0)
+                s.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
+                self.mm = mmap.mmap(s.fileno(), self.block_size * self.nblocks, mmap.MAP_SHARED,
+                                    mmap.PROT_READ | mmap.PROT_WRITE)
+                self.ring = np.frombuffer(self.mm, np.uint8)
+                s.bind((ifname, ETH_P_ALL))
+            except BaseException:
+                self.close()
+                raise
+        self.buf = self.ring
+        self.max_burst = int(max_burst)
+        self._blk = 0          # block being read
+        self._pkt = -1         # next packet in it (-1: block not started)
+        self._left = 0
+        self._refs = np.zeros(self.nblocks, np.int64)   # outstanding batches holding frames of a block
+        self._done = np.zeros(self.nblocks, bool)       # block fully read
+        self._outstanding: dict[int, list[int]] = {}
+        self._out_off = np.zeros(self.max_burst, np.int64)
+        self._out_len = np.zeros(self.max_burst, np.int64)
+        self._bad = np.zeros(1, np.int64)
+        self._stats.update(rx_vlan_stripped=0, rx_bad_ring=0, tx_errors=0)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def _blk_status(self, b):
+        o = b * self.block_size + BLK_STATUS
+        return int(self.ring[o:o + 4].view(np.uint32)[0])
+
+    def _give_back(self, b):
+        o = b * self.block_size + BLK_STATUS
+        self._done[b] = False
+        self.ring[o:o + 4].view(np.uint32)[0] = TP_STATUS_KERNEL
+
+    def rx_burst(self, max_frames: int = 64) -> PacketBatch:
+        maxn = min(int(max_frames), self.max_burst)
+        meta = PacketBatch(self.ring, np.zeros(maxn, np.int64), np.zeros(maxn, np.int64)).meta
+        n = 0
+        touched = []
+        vlan = 0
+        for _ in range(self.nblocks):
+            if n >= maxn:
+                break
+            b = self._blk
+            if self._pkt < 0 and not self._left:
+                if not (self._blk_status(b) & TP_STATUS_USER):
+                    break
+                o = b * self.block_size
+                self._left = int(self.ring[o + BLK_NUM_PKTS:o + BLK_NUM_PKTS + 4].view(np.uint32)[0])
+                self._pkt = int(self.ring[o + BLK_FIRST:o + BLK_FIRST + 4].view(np.uint32)[0])
+            n2, self._pkt, self._left, v = _walk_block(self.ring, b * self.block_size, self.block_size, self._pkt,
+                                                       self._left, maxn, n, self._out_off, self._out_len, meta,
+                                                       self.hlen, self._bad)
+            vlan += v
+            if n2 > n:
+                touched.append(b)
+            n = n2
+            if self._left:
+                break           # burst full in the middle of this block
+            self._done[b] = True
+            self._pkt = -1
+            if b not in touched and self._refs[b] == 0:
+                self._give_back(b)
+            self._blk = (b + 1) % self.nblocks
+        if self._bad[0]:
+            self._stats["rx_bad_ring"] += int(self._bad[0])
+            self._bad[0] = 0
+        if n == 0:
+            return empty_batch()
+        for b in touched:
+            self._refs[b] += 1
+        out = PacketBatch(self.ring, self._out_off[:n].copy(), self._out_len[:n].copy(), meta[:n].copy())
+        if not self.hlen:
+            out.meta["vnet_flags"] = 0
+            out.meta["gso_type"] = 0
+        self._outstanding[id(out.off)] = touched
+        st = self._stats
+        st["rx_packets"] += n
+        st["rx_bytes"] += int(out.len.sum())
+        st["rx_bursts"] += 1
+        st["rx_vlan_stripped"] += vlan
+        return out
+
+    def release(self, batch: PacketBatch) -> None:
+        if len(batch) == 0:
+            return
+        blks = self._outstanding.pop(id(batch.off), None)
+        if blks is None:
+            raise ValueError("release: this batch was not returned by this port's rx_burst, or was released already")
+        for b in blks:
+            self._refs[b] -= 1
+            if self._refs[b] == 0 and self._done[b]:
+                self._give_back(b)
+
+    def release_all(self) -> None:
+        for k in list(self._outstanding):
+            self.release_key(k)
+
+    def release_key(self, k):
+        for b in self._outstanding.pop(k):
+            self._refs[b] -= 1
+            if self._refs[b] == 0 and self._done[b]:
+                self._give_back(b)
+
+    def tx_burst(self, batch: PacketBatch) -> int:
+        n = len(batch)
+        if n == 0:
+            return 0
+        h = self.hlen
+        hdrs = vnet.from_meta(batch.meta).tobytes() if h else b""
+        mv = memoryview(batch.buf)
+        send = self.sock.sendmsg
+        st = self._stats
+        sent = nbytes = dropped = 0
+        for i, (o, ln) in enumerate(zip(batch.off.tolist(), batch.len.tolist())):
+            try:
+                if h:
+                    send([hdrs[i * h:(i + 1) * h], mv[o:o + ln]], [], socket.MSG_DONTWAIT)
+                else:
+                    send([mv[o:o + ln]], [], socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                st["tx_full"] += 1
+                break
+            except OSError as e:
+                if e.errno in (errno.ENOBUFS, errno.EAGAIN):
+                    st["tx_full"] += 1
+                    break
+                # EINVAL (header refused), EMSGSIZE, ENETDOWN: this frame is lost
+                batch.meta["status"][i] = SHIM_DROPPED
+                dropped += 1
+                st["tx_errors"] += 1
+                continue
+            sent += 1
+            nbytes += ln
+        st["tx_packets"] += sent
+        st["tx_bytes"] += nbytes
+        st["tx_dropped"] += dropped
+        return sent + dropped
+
+    def check_frames(self, quiet: bool = False) -> dict:
+        held = {b for v in self._outstanding.values() for b in v}
+        refs = np.zeros(self.nblocks, np.int64)
+        for v in self._outstanding.values():
+            for b in v:
+                refs[b] += 1
+        assert (refs == self._refs).all(), "block reference counts disagree with the outstanding batches"
+        user = [b for b in range(self.nblocks) if self._blk_status(b) & TP_STATUS_USER]
+        # a block the kernel handed over is either being read, held by a batch, or not yet reached
+        stuck = [b for b in user if self._done[b] and self._refs[b] == 0]
+        assert not stuck, f"blocks {stuck} were read and released but never given back to the kernel"
+        return {"user_blocks": len(user), "held_blocks": len(held)}
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.ring = None
+        self.buf = None
+        if self.mm is not None:
+            try:
+                self.mm.close()
+            except BufferError:
+                pass  # a caller still holds a batch view; the map goes when it does
+            self.mm = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
