@@ -90,6 +90,13 @@ GRO_MALFORMED = 200       # parse error: passed through untouched
 GRO_NO_ROOM = 201         # output arena full
 GRO_TABLE_FULL = 202      # flow table full: passed alone
 GRO_SINGLE = 203          # eligible, but nothing to merge with: emitted alone
+GRO_HELD = 204            # held in a GroTable, waiting for more segments (streaming)
+GRO_HEAD_FIXEDID = 205    # aggregate head whose IPv4 IDs were all equal (Linux SKB_GSO_TCP_FIXEDID)
+GRO_L2_PAD = 206          # bytes after the IP packet (Ethernet padding): passed alone
+GRO_ALREADY_GSO = 207     # already a super-packet (gso_type set, IPv4 length 0, jumbo): passed alone
+GRO_UDP_NO_CSUM = 208     # UDP with checksum 0 (UDP GRO needs one): passed alone
+GRO_IPV6_EXT = 209        # IPv6 extension header GRO does not cross (fragment, AH): passed alone
+GRO_TOO_BIG = 210         # frame larger than a GroTable slot: passed alone
 
 # --- pcap / shim (256-319) -----------------------------------------------
 PCAP_TRUNCATED = 256      # record cut short by end of file
@@ -176,6 +183,13 @@ _DESCRIPTIONS = {
     GRO_NO_ROOM: "output arena full",
     GRO_TABLE_FULL: "flow table full",
     GRO_SINGLE: "nothing to merge with",
+    GRO_HELD: "held for merging",
+    GRO_HEAD_FIXEDID: "aggregate head (fixed IPv4 ID)",
+    GRO_L2_PAD: "padding after the IP packet",
+    GRO_ALREADY_GSO: "already a super-packet",
+    GRO_UDP_NO_CSUM: "UDP without checksum",
+    GRO_IPV6_EXT: "IPv6 extension header not coalesced",
+    GRO_TOO_BIG: "frame larger than a table slot",
     PCAP_TRUNCATED: "record truncated by end of file",
     SHIM_DROPPED: "dropped by the port",
 }

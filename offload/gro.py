@@ -1,0 +1,1160 @@
+"""GRO: coalesce TCP and UDP segment trains into super-packets with Linux's rules.
+
+Two ways in:
+
+* :func:`coalesce` (burst): parse, merge, then flush everything; the output is
+  one flat frame per aggregate (or per frame passed alone) in an
+  :class:`~offload.batch.OutputArena`.
+* :class:`GroTable` (streaming): push bursts with a time; aggregates wait in the
+  table (bounded flows, bounded memory) until a rule flushes them, they grow
+  older than ``timeout_ns`` (like ``gro_flush_timeout``), or :meth:`GroTable.flush`
+  is called.
+
+Rules (Linux 6.18, ``net/core/gro.c``, ``net/ipv4/tcp_offload.c``,
+``net/ipv4/af_inet.c``, ``net/ipv6/ip6_offload.c``, ``net/ipv4/udp_offload.c``;
+see reference/offload-rules.md §3):
+
+* flow key: the whole link-layer header (VLAN tags included), IP addresses,
+  protocol, ports, and for IPv6 the flow label and byte-identical extension
+  headers;
+* TCP merges when ACK, the data-offset/flags/window word (FIN and PSH aside),
+  every option byte, TTL/TOS/DF (IPv4) or traffic class/hop limit (IPv6) are
+  equal, the sequence number is contiguous, the payload is not larger than the
+  first segment's, and the IPv4 ID increments by one per segment or stays fixed
+  (decided at the second segment, recorded as FIXEDID);
+* PSH and FIN are merged, then flush; a shorter segment is merged and flushes;
+  SYN, RST, URG and pure ACKs flush what the flow holds and pass alone; any
+  other refusal flushes the held aggregate and starts a new one;
+* CWR: ``cwr="6.18"`` (default, the rule of the kernel this project tests on:
+  CWR takes part in the flags comparison and a CWR segment flushes, so it
+  passes alone), ``cwr="legacy"`` (6.17 and earlier: a CWR segment starts a new
+  aggregate, later segments without CWR join it; the aggregate gets the ECN
+  gso_type bit) or ``cwr="accecn"`` (newest: CWR must match, no flush);
+* UDP (the USO inverse): non-zero checksum, UDP length equal to the received
+  length, equal datagram sizes with a shorter last one closing the aggregate, a
+  larger one starting a new aggregate, at most ``udp_max_segs`` (64) per
+  aggregate;
+* checksums (IPv4 header, TCP/UDP) are verified before a frame counts as
+  merged; a bad one is passed alone with ``GRO_BAD_CSUM``. Frames whose
+  virtio_net_hdr carries DATA_VALID are trusted, like CHECKSUM_UNNECESSARY;
+* size: the aggregate's IP packet stays below ``max_size`` (65536 by default,
+  Linux's ``gro_max_size``); larger values allow BIG TCP: IPv4 total length 0,
+  IPv6 with a hop-by-hop jumbo option inserted in front of the TCP header.
+
+Where this engine departs from Linux (on purpose, documented):
+
+* a frame that cannot be merged at all (bad checksum, IPv4 options, padding,
+  ...) flushes the aggregate its flow holds before it is passed up, so frames
+  keep their order within a flow (Linux passes it up at once and flushes the
+  aggregate later, on the next segment);
+* the fixed-ID decision follows the 2025 rework (no DF needed) unless
+  ``fixedid_needs_df=True`` (kernels before it).
+
+Output per aggregate: IP total length / payload length and IPv4 header
+checksum rewritten, the first segment's IP ID, FIN/PSH of all segments OR-ed
+into the TCP flags, and in ``meta``: ``gso_type`` (TCPV4/TCPV6/UDP_L4, plus ECN
+when the first segment carries CWR), ``gso_size`` (first segment's payload,
+bytes), ``hdr_len`` (L2+L3+L4 header bytes; ``hdr_len="linux"`` gives the
+length of the first segment, what Linux's veth GRO reports), and either
+``csum="partial"`` (Linux: NEEDS_CSUM, csum_start/csum_offset, the L4 field
+holds the folded pseudo-header sum, not inverted) or ``csum="full"`` (a valid
+checksum, DATA_VALID). ``status`` is GRO_HEAD (GRO_HEAD_FIXEDID when the IPv4
+IDs were fixed), ``seg`` the number of frames merged, ``src`` the input index
+of the first one. Frames passed alone are byte-for-byte copies with a status
+saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from . import status as S
+from . import vnet as V
+from .batch import META_DTYPE, OutputArena, PacketBatch, new_meta
+from .csum import (copy_bytes, copy_sum, csum_add, csum_add_at, pseudo_sum_v4,
+                   pseudo_sum_v6, sum_span)
+from .parse import parse_frames, parse_one
+
+# --- parameters (P[...]) -----------------------------------------------------
+P_MAX_SIZE = 0      # aggregate IP packet length must stay below this (bytes)
+P_CSUM_FULL = 1     # 1: write a full L4 checksum; 0: Linux's partial one
+P_CWR = 2           # CWR_618 / CWR_LEGACY / CWR_ACCECN
+P_FIXEDID_DF = 3    # 1: fixed IPv4 IDs only merge with DF set (pre-2025 kernels)
+P_UDP = 4           # 1: UDP GRO on
+P_VERIFY = 5        # 1: verify checksums before merging
+P_HDRLEN_LINUX = 6  # 1: hdr_len = first segment's length (Linux veth); 0: header bytes
+P_UDP_MAX = 7       # max datagrams per UDP aggregate
+P_TIMEOUT = 8       # streaming: flush aggregates whose first frame is older (ns); <0 never
+P_SLOT = 9          # streaming: bytes per store slot (0 in burst mode)
+P_TCP = 10          # 1: TCP GRO on
+P_N = 11
+
+CWR_618 = 0
+CWR_LEGACY = 1
+CWR_ACCECN = 2
+_CWR_NAMES = {"6.18": CWR_618, "legacy": CWR_LEGACY, "6.17": CWR_LEGACY, "accecn": CWR_ACCECN}
+
+# --- table state (st[...]) ---------------------------------------------------
+ST_LRU_H = 0
+ST_LRU_T = 1
+ST_NLIVE = 2
+ST_AFREE = 3        # number of free aggregate ids on the afree stack
+ST_SFREE = 4        # number of free store slots on the sfree stack
+ST_OUT_N = 5
+ST_OUT_USED = 6
+ST_HELD = 7         # frames held in the store
+ST_N = 8
+
+# --- aggregate fields (agg[field, id]) -----------------------------------------
+AG_HEAD = 0
+AG_TAIL = 1
+AG_COUNT = 2
+AG_L3LEN = 3        # IP packet length of the aggregate so far
+AG_GSO = 4          # first segment's payload
+AG_NSEQ = 5         # next expected TCP sequence number
+AG_ID0 = 6          # first IPv4 ID
+AG_IDFIX = 7        # 1 once the IDs are known to be fixed
+AG_TS = 8
+AG_PREV = 9
+AG_NEXT = 10
+AG_HPOS = 11
+AG_HASH = 12
+AG_N = 13
+
+# --- counters (C[...]) ----------------------------------------------------------
+C_STATUS = 0        # C[C_STATUS + code - 192]: input frames by final GRO_* status
+C_FLUSH = 64        # C[C_FLUSH + FR_*]: aggregates flushed by reason
+C_REFUSE = 80       # C[C_REFUSE + R_*]: merges refused (the frame started a new aggregate)
+C_MERGES = 112      # frames merged into an earlier frame's aggregate
+C_OUT = 113         # frames written
+C_IN = 114          # frames pushed
+C_AGGS = 115        # aggregates written (2 frames or more)
+C_N = 116
+
+FR_END = 0          # end of burst / flush on demand
+FR_TIMEOUT = 1
+FR_FLAGS = 2        # PSH or FIN merged
+FR_SHORT = 3        # a shorter segment ended the train
+FR_MISMATCH = 4     # the next frame of the flow could not be merged
+FR_SIZE = 5         # the next frame would pass max_size
+FR_EVICT = 6        # table or store full: oldest aggregate flushed
+FR_COUNT = 7        # UDP segment limit reached
+FR_OTHER = 8        # a frame of the flow that never merges (flags, pure ACK, bad checksum...)
+FLUSH_REASONS = ("end", "timeout", "psh_fin", "short", "mismatch", "size", "evict", "count", "other")
+
+R_CWR = 0
+R_FLAGS = 1
+R_ACK = 2
+R_OPTS = 3
+R_TTL = 4
+R_TOS = 5
+R_DF = 6
+R_IPID = 7
+R_HOPLIMIT = 8
+R_TCLASS = 9
+R_LARGER = 10
+R_SEQ = 11
+R_SIZE = 12
+R_COUNT = 13
+REFUSE_REASONS = ("cwr", "flags", "ack", "options", "ttl", "tos", "df", "ip_id", "hop_limit",
+                  "traffic_class", "larger", "seq", "size", "count")
+
+TCP_FIN = 0x00010000
+TCP_SYN = 0x00020000
+TCP_RST = 0x00040000
+TCP_PSH = 0x00080000
+TCP_URG = 0x00200000
+TCP_CWR = 0x00800000
+
+GRO_MAX_SIZE = 8 * 65535          # Linux GRO_MAX_SIZE
+GRO_LEGACY_MAX_SIZE = 65536
+UDP_GRO_CNT_MAX = 64
+_JUMBO_ROOM = 8                   # headroom kept in front of an output frame for the IPv6 jumbo option
+
+_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _be16(b, i):
+    return (np.int64(b[i]) << 8) | np.int64(b[i + 1])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _be32(b, i):
+    return ((np.int64(b[i]) << 24) | (np.int64(b[i + 1]) << 16)
+            | (np.int64(b[i + 2]) << 8) | np.int64(b[i + 3]))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put16(b, i, v):
+    b[i] = (v >> 8) & 0xFF
+    b[i + 1] = v & 0xFF
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix(h, v):
+    h = (h ^ np.uint64(v)) * _HASH_MUL
+    return h ^ (h >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bytes_eq(a, ia, b, ib, n):
+    for k in range(n):
+        if a[ia + k] != b[ib + k]:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------
+# per-frame classification
+# --------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _classify(buf, w32, s, meta, i, P):
+    """Returns (status, keyed): 0 when the frame may merge, else the GRO_* reason it passes
+    alone; ``keyed`` says whether its flow key (addresses and ports) can be read."""
+    m = meta[i]
+    ps = np.int64(m.status)
+    if ps != S.OK:
+        if ps == S.NOT_IP:
+            return S.GRO_NOT_TCP_UDP, False
+        return S.GRO_MALFORMED, False
+    l3p = np.int64(m.l3_proto)
+    proto = np.int64(m.l4_proto)
+    if (l3p != 0x0800 and l3p != 0x86DD) or (proto != 6 and proto != 17):
+        return S.GRO_NOT_TCP_UDP, False
+    pf = np.int64(m.pflags)
+    if pf & S.PF_FRAG:
+        return S.GRO_FRAGMENT, False
+    if (proto == 6 and P[P_TCP] == 0) or (proto == 17 and P[P_UDP] == 0):
+        return S.GRO_NOT_TCP_UDP, True
+    if np.int64(m.gso_type) != 0 or (pf & (S.PF_LEN0 | S.PF_JUMBO)):
+        return S.GRO_ALREADY_GSO, True
+    if pf & S.PF_IPV4_OPTS:
+        return S.GRO_IP_OPTS, True
+    if pf & (S.PF_L2_PAD | S.PF_UDP_SHORT):
+        return S.GRO_L2_PAD, True
+    l3 = s + np.int64(m.l3_off)
+    if l3p == 0x0800 and P[P_VERIFY] != 0 and (np.int64(m.vnet_flags) & V.F_DATA_VALID) == 0:
+        if sum_span(buf, w32, l3, 20) != 0xFFFF:
+            return S.GRO_BAD_CSUM, True
+    l4 = s + np.int64(m.l4_off)
+    pay = np.int64(m.pay_len)
+    if proto == 17:
+        if buf[l4 + 6] == 0 and buf[l4 + 7] == 0:
+            return S.GRO_UDP_NO_CSUM, True
+        if pay <= 0:
+            return S.GRO_PURE_ACK, True
+        return S.OK, True
+    if pay <= 0:
+        return S.GRO_PURE_ACK, True
+    fw = _be32(buf, l4 + 12)
+    bad = TCP_SYN | TCP_RST | TCP_URG
+    if P[P_CWR] == CWR_618:
+        bad |= TCP_CWR
+    if fw & bad:
+        return S.GRO_FLUSH_FLAGS, True
+    return S.OK, True
+
+
+@njit(cache=True, nogil=True)
+def _flow_hash(buf, s, m):
+    h = np.uint64(np.int64(m.l3_proto) * 256 + np.int64(m.l4_proto))
+    l3 = s + np.int64(m.l3_off)
+    nv = np.int64(m.vlan_count)
+    for k in range(nv):
+        h = _mix(h, _be32(buf, l3 - 4 * (k + 1)))
+    if np.int64(m.l3_proto) == 0x0800:
+        h = _mix(h, _be32(buf, l3 + 12))
+        h = _mix(h, _be32(buf, l3 + 16))
+    else:
+        h = _mix(h, _be32(buf, l3) & 0xFFFFF)
+        for k in range(8, 40, 4):
+            h = _mix(h, _be32(buf, l3 + k))
+    h = _mix(h, _be32(buf, s + np.int64(m.l4_off)))
+    return np.int64(h & np.uint64(0x3FFFFFFFFFFFFFFF))
+
+
+@njit(cache=True, nogil=True)
+def _same_flow(buf, s, m, sbuf, hs, hm):
+    l3 = np.int64(m.l3_off)
+    if l3 != np.int64(hm.l3_off) or m.l3_proto != hm.l3_proto or m.l4_proto != hm.l4_proto:
+        return False
+    l4 = np.int64(m.l4_off)
+    hl4 = np.int64(hm.l4_off)
+    if buf[s + l4] != sbuf[hs + hl4] or buf[s + l4 + 1] != sbuf[hs + hl4 + 1] \
+            or buf[s + l4 + 2] != sbuf[hs + hl4 + 2] or buf[s + l4 + 3] != sbuf[hs + hl4 + 3]:
+        return False
+    if np.int64(m.l3_proto) == 0x0800:
+        if not _bytes_eq(buf, s + l3 + 12, sbuf, hs + l3 + 12, 8):
+            return False
+    else:
+        if (_be32(buf, s + l3) & 0xF00FFFFF) != (_be32(sbuf, hs + l3) & 0xF00FFFFF):
+            return False
+        if not _bytes_eq(buf, s + l3 + 8, sbuf, hs + l3 + 8, 32):
+            return False
+        ext = np.int64(m.ext_len)
+        if ext != np.int64(hm.ext_len) or not _bytes_eq(buf, s + l3 + 40, sbuf, hs + l3 + 40, ext):
+            return False
+    return _bytes_eq(buf, s, sbuf, hs, l3)
+
+
+@njit(cache=True, nogil=True)
+def _refuse(buf, s, m, sbuf, hs, hm, agg, a, P):
+    """-1 when frame (buf, s, m) may join aggregate ``a`` (head at sbuf[hs:], meta hm),
+    else the R_* reason. Linux's order of checks does not matter: any refusal has the same
+    effect (flush the aggregate, start a new one)."""
+    pay = np.int64(m.pay_len)
+    l3 = s + np.int64(m.l3_off)
+    hl3 = hs + np.int64(hm.l3_off)
+    count = agg[AG_COUNT, a]
+    if np.int64(m.l3_proto) == 0x0800:
+        if buf[l3 + 8] != sbuf[hl3 + 8]:
+            return R_TTL
+        if buf[l3 + 1] != sbuf[hl3 + 1]:
+            return R_TOS
+        if (buf[l3 + 6] ^ sbuf[hl3 + 6]) & 0x40:
+            return R_DF
+        idoff = (_be16(buf, l3 + 4) - agg[AG_ID0, a]) & 0xFFFF
+        if count == 1 and idoff == 0 and (P[P_FIXEDID_DF] == 0 or (buf[l3 + 6] & 0x40)):
+            agg[AG_IDFIX, a] = 1
+        want = 0 if agg[AG_IDFIX, a] else (count & 0xFFFF)
+        if idoff != want:
+            return R_IPID
+    else:
+        if buf[l3 + 7] != sbuf[hl3 + 7]:
+            return R_HOPLIMIT
+        if (_be32(buf, l3) ^ _be32(sbuf, hl3)) & 0x0FF00000:
+            return R_TCLASS
+    l4 = s + np.int64(m.l4_off)
+    hl4 = hs + np.int64(hm.l4_off)
+    gso = agg[AG_GSO, a]
+    if np.int64(m.l4_proto) == 6:
+        fw = _be32(buf, l4 + 12)
+        ign = TCP_FIN | TCP_PSH
+        if P[P_CWR] == CWR_LEGACY:
+            if fw & TCP_CWR:
+                return R_CWR
+            ign |= TCP_CWR
+        if (fw ^ _be32(sbuf, hl4 + 12)) & ~ign:
+            return R_FLAGS
+        if not _bytes_eq(buf, l4 + 8, sbuf, hl4 + 8, 4):
+            return R_ACK
+        thl = np.int64(m.l4_hdr_len)
+        if not _bytes_eq(buf, l4 + 20, sbuf, hl4 + 20, thl - 20):
+            return R_OPTS
+        if pay > gso:
+            return R_LARGER
+        if _be32(buf, l4 + 4) != agg[AG_NSEQ, a]:
+            return R_SEQ
+        if count >= 65535:
+            return R_COUNT
+        limit = P[P_MAX_SIZE]
+    else:
+        if pay > gso:
+            return R_LARGER
+        if count >= P[P_UDP_MAX]:
+            return R_COUNT
+        limit = min(P[P_MAX_SIZE], GRO_LEGACY_MAX_SIZE)
+    if np.int64(m.l3_proto) == 0x86DD and np.int64(m.ext_len) > 0:
+        # a jumbo option is only added in front of a bare IPv6 header (as Linux does)
+        limit = min(limit, 65535 + 40 + 1)
+    if np.int64(m.l3_proto) == 0x86DD:
+        # IPv6 payload length counts without the fixed header; the cap applies to the IP packet
+        pass
+    if agg[AG_L3LEN, a] + pay >= limit:
+        return R_SIZE
+    return -1
+
+
+# --------------------------------------------------------------------------------
+# flow table: open addressing (linear probing, backward-shift deletion) over agg ids
+# --------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta):
+    mask = htab.shape[0] - 1
+    j = h & mask
+    while True:
+        a = htab[j]
+        if a < 0:
+            return -1, j
+        if agg[AG_HASH, a] == h:
+            hd = agg[AG_HEAD, a]
+            if _same_flow(buf, s, m, sbuf, soff[hd], smeta[hd]):
+                return a, j
+        j = (j + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _hdel(htab, agg, pos):
+    mask = htab.shape[0] - 1
+    i = pos
+    htab[i] = -1
+    j = i
+    while True:
+        j = (j + 1) & mask
+        a = htab[j]
+        if a < 0:
+            return
+        k = agg[AG_HASH, a] & mask
+        if i <= j:
+            stay = i < k <= j
+        else:
+            stay = k > i or k <= j
+        if not stay:
+            htab[i] = a
+            agg[AG_HPOS, a] = i
+            htab[j] = -1
+            i = j
+
+
+# --------------------------------------------------------------------------------
+# output
+# --------------------------------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _count(C, code):
+    if code >= 192 and code < 256:
+        C[C_STATUS + code - 192] += 1
+
+
+@njit(cache=True, nogil=True)
+def _out_slot(obuf, o2, st, need):
+    """Reserve room for one output frame of up to ``need`` bytes; returns its start or -1."""
+    k = st[ST_OUT_N]
+    if k >= o2.shape[1]:
+        return -1
+    start = (st[ST_OUT_USED] + 63) & ~63
+    if start + need > obuf.shape[0]:
+        return -1
+    return start
+
+
+@njit(cache=True, nogil=True)
+def _verify_l4(sbuf, sw32, s, m):
+    """Sum check of frame s's TCP/UDP checksum over [l4, l3_end): True when valid."""
+    l3 = s + np.int64(m.l3_off)
+    l4 = s + np.int64(m.l4_off)
+    l4len = np.int64(m.l3_end) - np.int64(m.l4_off)
+    proto = np.int64(m.l4_proto)
+    if np.int64(m.l3_proto) == 0x0800:
+        ps = pseudo_sum_v4(sbuf, l3, proto, l4len)
+    else:
+        ps = pseudo_sum_v6(sbuf, l3, s + np.int64(m.dst_off), proto, l4len)
+    return csum_add(ps, sum_span(sbuf, sw32, l4, l4len)) == 0xFFFF
+
+
+@njit(cache=True, nogil=True)
+def _emit_raw(sbuf, sw32, s, n, smeta, j, src, ts, code, verify, obuf, ow32, o2, ometa, st, C):
+    """Copy frame j unchanged; ``verify``: check its L4 checksum on the way (DATA_VALID if good,
+    GRO_BAD_CSUM if not). Returns the status written."""
+    start = _out_slot(obuf, o2, st, n)
+    if start < 0:
+        smeta[j].status = S.GRO_NO_ROOM
+        _count(C, S.GRO_NO_ROOM)
+        return S.GRO_NO_ROOM
+    m = smeta[j]
+    good = False
+    if verify and (np.int64(m.vnet_flags) & V.F_DATA_VALID) == 0:
+        l4 = np.int64(m.l4_off)
+        end = np.int64(m.l3_end)
+        copy_bytes(sbuf, s, obuf, start, l4)
+        ssum = copy_sum(sbuf, sw32, s + l4, obuf, ow32, start + l4, end - l4)
+        copy_bytes(sbuf, s + end, obuf, start + end, n - end)
+        l3 = s + np.int64(m.l3_off)
+        proto = np.int64(m.l4_proto)
+        if np.int64(m.l3_proto) == 0x0800:
+            ps = pseudo_sum_v4(sbuf, l3, proto, end - l4)
+        else:
+            ps = pseudo_sum_v6(sbuf, l3, s + np.int64(m.dst_off), proto, end - l4)
+        good = csum_add(ps, ssum) == 0xFFFF
+        if not good:
+            code = S.GRO_BAD_CSUM
+    else:
+        copy_bytes(sbuf, s, obuf, start, n)
+        good = verify
+    k = st[ST_OUT_N]
+    o2[0, k] = start
+    o2[1, k] = n
+    o2[2, k] = ts
+    ometa[k] = smeta[j]
+    om = ometa[k]
+    om.vnet_flags = V.F_DATA_VALID if good else 0
+    om.gso_type = 0
+    om.hdr_len = 0
+    om.gso_size = 0
+    om.csum_start = 0
+    om.csum_offset = 0
+    om.status = code
+    om.seg = 1
+    om.src = src
+    st[ST_OUT_N] = k + 1
+    st[ST_OUT_USED] = start + n
+    smeta[j].status = code
+    _count(C, code)
+    C[C_OUT] += 1
+    return code
+
+
+@njit(cache=True, nogil=True)
+def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
+            obuf, ow32, o2, ometa, st, P, C):
+    """Complete the output frame at ``start``: headers copied from head slot ``hd`` and
+    ``pay`` payload bytes from ``cnt`` segments. ``tsum``: sum of the payload."""
+    hm = smeta[hd]
+    k = st[ST_OUT_N]
+    ometa[k] = hm
+    om = ometa[k]
+    om.src = src
+    om.seg = cnt
+    n = hdr + pay
+    if cnt == 1:
+        # one frame after all (its neighbours had bad checksums): a plain copy, verified
+        om.vnet_flags = V.F_DATA_VALID
+        om.gso_type = 0
+        om.hdr_len = 0
+        om.gso_size = 0
+        om.csum_start = 0
+        om.csum_offset = 0
+        om.status = S.GRO_SINGLE
+        smeta[hd].status = S.GRO_SINGLE
+        _count(C, S.GRO_SINGLE)
+    else:
+        l3 = np.int64(hm.l3_off)
+        l4 = np.int64(hm.l4_off)
+        thl = np.int64(hm.l4_hdr_len)
+        proto = np.int64(hm.l4_proto)
+        v4 = np.int64(hm.l3_proto) == 0x0800
+        l4len = n - l4
+        gso = np.int64(hm.pay_len)
+        first_len = np.int64(hm.pay_off) + gso
+        o = start
+        if v4:
+            iplen = n - l3
+            _put16(obuf, o + l3 + 2, iplen if iplen <= 0xFFFF else 0)
+            obuf[o + l3 + 10] = 0
+            obuf[o + l3 + 11] = 0
+            c = 0xFFFF ^ np.int64(sum_span(obuf, ow32, o + l3, 20))
+            _put16(obuf, o + l3 + 10, c)
+        else:
+            plen = n - l3 - 40
+            if plen <= 0xFFFF:
+                _put16(obuf, o + l3 + 4, plen)
+            else:
+                # BIG TCP over IPv6: move L2 + IPv6 header 8 bytes to the front (the room was
+                # kept), then a hop-by-hop header with the jumbo payload option (RFC 2675).
+                for q in range(l3 + 40):
+                    obuf[o - 8 + q] = obuf[o + q]
+                o -= 8
+                hb = o + l3 + 40
+                obuf[hb] = obuf[o + l3 + 6]
+                obuf[hb + 1] = 0
+                obuf[hb + 2] = 0xC2
+                obuf[hb + 3] = 4
+                jl = plen + 8
+                obuf[hb + 4] = (jl >> 24) & 0xFF
+                obuf[hb + 5] = (jl >> 16) & 0xFF
+                obuf[hb + 6] = (jl >> 8) & 0xFF
+                obuf[hb + 7] = jl & 0xFF
+                obuf[o + l3 + 6] = 0
+                _put16(obuf, o + l3 + 4, 0)
+                n += 8
+                l4 += 8
+                first_len += 8
+        if proto == 6:
+            obuf[o + l4 + 13] |= np.uint8(fl_or)
+            ck = o + l4 + 16
+        else:
+            _put16(obuf, o + l4 + 4, l4len)
+            ck = o + l4 + 6
+        obuf[ck] = 0
+        obuf[ck + 1] = 0
+        if v4:
+            ps = pseudo_sum_v4(obuf, o + l3, proto, l4len)
+        else:
+            ps = pseudo_sum_v6(obuf, o + l3, o + np.int64(hm.dst_off), proto, l4len)
+        if P[P_CSUM_FULL]:
+            hsum = sum_span(obuf, ow32, o + l4, thl)
+            c = 0xFFFF ^ np.int64(csum_add(csum_add(ps, hsum), tsum))
+            if proto == 17 and c == 0:
+                c = 0xFFFF
+            _put16(obuf, ck, c)
+            om.vnet_flags = V.F_DATA_VALID
+            om.csum_start = 0
+            om.csum_offset = 0
+        else:
+            _put16(obuf, ck, np.int64(ps))
+            om.vnet_flags = V.F_NEEDS_CSUM
+            om.csum_start = l4
+            om.csum_offset = 16 if proto == 6 else 6
+        if proto == 6:
+            gt = V.GSO_TCPV4 if v4 else V.GSO_TCPV6
+            if obuf[o + l4 + 13] & 0x80:
+                gt |= V.GSO_ECN
+        else:
+            gt = V.GSO_UDP_L4
+        om.gso_type = gt
+        om.gso_size = gso
+        om.hdr_len = first_len if P[P_HDRLEN_LINUX] else l4 + thl
+        code = S.GRO_HEAD_FIXEDID if (v4 and idfix) else S.GRO_HEAD
+        smeta[hd].status = code
+        _count(C, code)
+        C[C_AGGS] += 1
+        start = o
+        # the one parser fills in the new layout (lengths, jumbo option)
+        parse_one(obuf, start, n, ometa, k)
+        om.status = code
+    o2[0, k] = start
+    o2[1, k] = n
+    o2[2, k] = ts
+    st[ST_OUT_N] = k + 1
+    st[ST_OUT_USED] = start + n
+    C[C_OUT] += 1
+
+
+@njit(cache=True, nogil=True)
+def _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa, st, P, C):
+    """Write aggregate ``a``: walk its frames, copy payloads with their sums, verify each
+    frame's checksum on the way; a bad one closes what came before and passes alone, the
+    rest continue as a new aggregate (what Linux would have built)."""
+    snext = sx[0]
+    ssrc = sx[1]
+    sts = sx[2]
+    j = agg[AG_HEAD, a]
+    idfix = agg[AG_IDFIX, a]
+    verify = P[P_VERIFY] != 0
+    total = agg[AG_L3LEN, a] + np.int64(smeta[j].l3_off) + _JUMBO_ROOM
+    cur = -1            # head slot of the output being built
+    start = 0
+    hdr = 0
+    pay = 0
+    cnt = 0
+    fl_or = 0
+    tsum = np.uint64(0)
+    while j >= 0:
+        nxt = snext[j]
+        s = soff[j]
+        m = smeta[j]
+        po = np.int64(m.pay_off)
+        pl = np.int64(m.pay_len)
+        if cur < 0:
+            start = _out_slot(obuf, o2, st, total)
+            if start < 0:
+                smeta[j].status = S.GRO_NO_ROOM
+                _count(C, S.GRO_NO_ROOM)
+                j = nxt
+                continue
+            start += _JUMBO_ROOM
+            copy_bytes(sbuf, s, obuf, start, po)
+            hdr = po
+            pay = 0
+            cnt = 0
+            fl_or = 0
+            tsum = np.uint64(0)
+            cur = j
+        psum = copy_sum(sbuf, sw32, s + po, obuf, ow32, start + hdr + pay, pl)
+        good = True
+        if verify and (np.int64(m.vnet_flags) & V.F_DATA_VALID) == 0:
+            l3 = s + np.int64(m.l3_off)
+            l4 = s + np.int64(m.l4_off)
+            l4len = np.int64(m.l3_end) - np.int64(m.l4_off)
+            proto = np.int64(m.l4_proto)
+            if np.int64(m.l3_proto) == 0x0800:
+                ps = pseudo_sum_v4(sbuf, l3, proto, l4len)
+            else:
+                ps = pseudo_sum_v6(sbuf, l3, s + np.int64(m.dst_off), proto, l4len)
+            hs = sum_span(sbuf, sw32, l4, np.int64(m.l4_hdr_len))
+            good = csum_add(csum_add(ps, hs), psum) == 0xFFFF
+        if not good:
+            if cnt > 0:
+                _finish(sbuf, smeta, cur, start, hdr, pay, cnt, fl_or, idfix, tsum, ssrc[cur], sts[cur],
+                        obuf, ow32, o2, ometa, st, P, C)
+            _emit_raw(sbuf, sw32, s, slen[j], smeta, j, ssrc[j], sts[j], S.GRO_BAD_CSUM, False,
+                      obuf, ow32, o2, ometa, st, C)
+            cur = -1
+            j = nxt
+            continue
+        if cnt > 0:
+            smeta[j].status = S.GRO_MERGED
+            _count(C, S.GRO_MERGED)
+            C[C_MERGES] += 1
+        if np.int64(m.l4_proto) == 6:
+            fl_or |= np.int64(sbuf[s + np.int64(m.l4_off) + 13]) & 0x09
+        tsum = csum_add_at(tsum, psum, pay)
+        pay += pl
+        cnt += 1
+        j = nxt
+    if cur >= 0 and cnt > 0:
+        _finish(sbuf, smeta, cur, start, hdr, pay, cnt, fl_or, idfix, tsum, ssrc[cur], sts[cur],
+                obuf, ow32, o2, ometa, st, P, C)
+
+
+@njit(cache=True, nogil=True)
+def _flush(a, reason, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta, sx,
+           obuf, ow32, o2, ometa, st, P, C):
+    _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa, st, P, C)
+    C[C_FLUSH + reason] += 1
+    if P[P_SLOT] > 0:
+        snext = sx[0]
+        j = agg[AG_HEAD, a]
+        while j >= 0:
+            nx = snext[j]
+            sfree[st[ST_SFREE]] = j
+            st[ST_SFREE] += 1
+            st[ST_HELD] -= 1
+            j = nx
+    _hdel(htab, agg, agg[AG_HPOS, a])
+    p = agg[AG_PREV, a]
+    q = agg[AG_NEXT, a]
+    if p >= 0:
+        agg[AG_NEXT, p] = q
+    else:
+        st[ST_LRU_H] = q
+    if q >= 0:
+        agg[AG_PREV, q] = p
+    else:
+        st[ST_LRU_T] = p
+    agg[AG_HEAD, a] = -1
+    afree[st[ST_AFREE]] = a
+    st[ST_AFREE] += 1
+    st[ST_NLIVE] -= 1
+
+
+# --------------------------------------------------------------------------------
+# the engine
+# --------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _run(buf, off, length, meta, ts, src0,
+         sbuf, soff, slen, smeta, sx,
+         agg, htab, afree, sfree, st,
+         obuf, o2, ometa, P, C, now, flush_all):
+    """Process frames [0, n) of the input; the store (sbuf, soff, slen, smeta, sx) holds the
+    frames of open aggregates: in burst mode it *is* the input (P_SLOT == 0), in streaming
+    mode frames are copied into slots of P_SLOT bytes. ``flush_all``: 1 flush everything at
+    the end; 0 flush by timeout (``now``, ns); -1 flush nothing."""
+    w32 = buf[:(buf.shape[0] >> 2) << 2].view(np.uint32)
+    sw32 = sbuf[:(sbuf.shape[0] >> 2) << 2].view(np.uint32)
+    ow32 = obuf[:(obuf.shape[0] >> 2) << 2].view(np.uint32)
+    n = off.shape[0]
+    stream = P[P_SLOT] > 0
+    # room check up front (the caller grows the arena and calls again): every output frame is
+    # at most its input bytes, plus alignment and jumbo room; held frames come out too
+    need = np.int64(128)
+    for i in range(n):
+        need += length[i] + 64 + _JUMBO_ROOM
+    frames = n
+    if stream:
+        need += sx.shape[1] * (P[P_SLOT] + 64 + _JUMBO_ROOM)
+        frames += sx.shape[1]
+    if need > obuf.shape[0] or frames > o2.shape[1]:
+        return -need
+    snext = sx[0]
+    ssrc = sx[1]
+    sts = sx[2]
+    timeout = P[P_TIMEOUT]
+    parse_frames(buf, off, length, meta)
+    C[C_IN] += n
+    for i in range(n):
+        s = off[i]
+        fl = length[i]
+        m = meta[i]
+        t = ts[i]
+        if stream and timeout >= 0:
+            while st[ST_LRU_H] >= 0 and t - agg[AG_TS, st[ST_LRU_H]] > timeout:
+                _flush(st[ST_LRU_H], FR_TIMEOUT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+                       sx, obuf, ow32, o2, ometa, st, P, C)
+        code, keyed = _classify(buf, w32, s, meta, i, P)
+        if code != S.OK:
+            if keyed and st[ST_NLIVE] > 0:
+                h = _flow_hash(buf, s, m)
+                a, pos = _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta)
+                if a >= 0:
+                    _flush(a, FR_OTHER, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+                           sx, obuf, ow32, o2, ometa, st, P, C)
+            chk = keyed and P[P_VERIFY] != 0 and code != S.GRO_BAD_CSUM and code != S.GRO_L2_PAD \
+                and code != S.GRO_UDP_NO_CSUM and code != S.GRO_NOT_TCP_UDP and code != S.GRO_ALREADY_GSO
+            _emit_raw(buf, w32, s, fl, meta, i, src0 + i, t, code, chk, obuf, ow32, o2, ometa, st, C)
+            continue
+        if stream and fl > P[P_SLOT]:
+            h = _flow_hash(buf, s, m)
+            a, pos = _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta)
+            if a >= 0:
+                _flush(a, FR_OTHER, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+                       sx, obuf, ow32, o2, ometa, st, P, C)
+            _emit_raw(buf, w32, s, fl, meta, i, src0 + i, t, S.GRO_TOO_BIG, P[P_VERIFY] != 0,
+                      obuf, ow32, o2, ometa, st, C)
+            continue
+        if stream and st[ST_SFREE] == 0 and st[ST_LRU_H] >= 0:
+            _flush(st[ST_LRU_H], FR_EVICT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+                   sx, obuf, ow32, o2, ometa, st, P, C)
+        tcp = np.int64(m.l4_proto) == 6
+        pay = np.int64(m.pay_len)
+        l4 = s + np.int64(m.l4_off)
+        fw = _be32(buf, l4 + 12) if tcp else 0
+        h = _flow_hash(buf, s, m)
+        a, pos = _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta)
+        merged = False
+        if a >= 0:
+            hd = agg[AG_HEAD, a]
+            r = _refuse(buf, s, m, sbuf, soff[hd], smeta[hd], agg, a, P)
+            if r < 0:
+                merged = True
+            else:
+                C[C_REFUSE + r] += 1
+                _flush(a, FR_SIZE if r == R_SIZE else FR_MISMATCH, agg, htab, afree, sfree, sbuf, sw32,
+                       soff, slen, smeta, sx, obuf, ow32, o2, ometa, st, P, C)
+                a = -1
+        if not merged and tcp and (fw & (TCP_PSH | TCP_FIN)):
+            _emit_raw(buf, w32, s, fl, meta, i, src0 + i, t, S.GRO_SINGLE, P[P_VERIFY] != 0,
+                      obuf, ow32, o2, ometa, st, C)
+            continue
+        # hold frame i: in the store slot j
+        if stream:
+            st[ST_SFREE] -= 1
+            j = sfree[st[ST_SFREE]]
+            st[ST_HELD] += 1
+            copy_bytes(buf, s, sbuf, soff[j], fl)
+            slen[j] = fl
+            smeta[j] = m
+            meta[i].status = S.GRO_HELD
+        else:
+            j = i
+        snext[j] = -1
+        ssrc[j] = src0 + i
+        sts[j] = t
+        if merged:
+            tl = agg[AG_TAIL, a]
+            snext[tl] = j
+            agg[AG_TAIL, a] = j
+            agg[AG_COUNT, a] += 1
+            agg[AG_L3LEN, a] += pay
+            agg[AG_NSEQ, a] = (agg[AG_NSEQ, a] + pay) & 0xFFFFFFFF
+            short = pay < agg[AG_GSO, a]
+            if tcp and (fw & (TCP_PSH | TCP_FIN)):
+                _flush(a, FR_FLAGS, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+                       sx, obuf, ow32, o2, ometa, st, P, C)
+            elif short:
+                _flush(a, FR_SHORT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+                       sx, obuf, ow32, o2, ometa, st, P, C)
+            elif not tcp and agg[AG_COUNT, a] >= P[P_UDP_MAX]:
+                _flush(a, FR_COUNT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+                       sx, obuf, ow32, o2, ometa, st, P, C)
+            continue
+        # a new aggregate
+        if st[ST_AFREE] == 0 and st[ST_LRU_H] >= 0:
+            _flush(st[ST_LRU_H], FR_EVICT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+                   sx, obuf, ow32, o2, ometa, st, P, C)
+        # (a flush may have moved entries in the hash table: find the free position again)
+        mask = htab.shape[0] - 1
+        pos = h & mask
+        while htab[pos] >= 0:
+            pos = (pos + 1) & mask
+        st[ST_AFREE] -= 1
+        a = afree[st[ST_AFREE]]
+        htab[pos] = a
+        agg[AG_HPOS, a] = pos
+        agg[AG_HASH, a] = h
+        agg[AG_HEAD, a] = j
+        agg[AG_TAIL, a] = j
+        agg[AG_COUNT, a] = 1
+        agg[AG_L3LEN, a] = np.int64(m.l3_end) - np.int64(m.l3_off)
+        agg[AG_GSO, a] = pay
+        agg[AG_NSEQ, a] = (_be32(buf, l4 + 4) + pay) & 0xFFFFFFFF if tcp else 0
+        agg[AG_ID0, a] = _be16(buf, s + np.int64(m.l3_off) + 4) if np.int64(m.l3_proto) == 0x0800 else 0
+        agg[AG_IDFIX, a] = 0
+        agg[AG_TS, a] = t
+        agg[AG_NEXT, a] = -1
+        agg[AG_PREV, a] = st[ST_LRU_T]
+        if st[ST_LRU_T] >= 0:
+            agg[AG_NEXT, st[ST_LRU_T]] = a
+        else:
+            st[ST_LRU_H] = a
+        st[ST_LRU_T] = a
+        st[ST_NLIVE] += 1
+    if flush_all > 0:
+        while st[ST_LRU_H] >= 0:
+            _flush(st[ST_LRU_H], FR_END, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+                   sx, obuf, ow32, o2, ometa, st, P, C)
+    elif flush_all == 0 and timeout >= 0:
+        while st[ST_LRU_H] >= 0 and now - agg[AG_TS, st[ST_LRU_H]] > timeout:
+            _flush(st[ST_LRU_H], FR_TIMEOUT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+                   sx, obuf, ow32, o2, ometa, st, P, C)
+    return st[ST_OUT_N]
+
+
+# --------------------------------------------------------------------------------
+# Python API
+# --------------------------------------------------------------------------------
+def _params(max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len, udp_max_segs,
+            timeout_ns, slot) -> np.ndarray:
+    if not 64 <= int(max_size) <= GRO_MAX_SIZE:
+        raise ValueError(f"max_size must be in 64..{GRO_MAX_SIZE} bytes")
+    if csum not in ("partial", "full"):
+        raise ValueError("csum is 'partial' or 'full'")
+    if cwr not in _CWR_NAMES:
+        raise ValueError(f"cwr is one of {sorted(_CWR_NAMES)}")
+    if hdr_len not in ("headers", "linux"):
+        raise ValueError("hdr_len is 'headers' or 'linux'")
+    if not 1 <= int(udp_max_segs) <= 65535:
+        raise ValueError("udp_max_segs must be in 1..65535")
+    P = np.zeros(P_N, np.int64)
+    P[P_MAX_SIZE] = int(max_size)
+    P[P_CSUM_FULL] = csum == "full"
+    P[P_CWR] = _CWR_NAMES[cwr]
+    P[P_FIXEDID_DF] = bool(fixedid_needs_df)
+    P[P_UDP] = bool(udp)
+    P[P_TCP] = bool(tcp)
+    P[P_VERIFY] = bool(verify)
+    P[P_HDRLEN_LINUX] = hdr_len == "linux"
+    P[P_UDP_MAX] = int(udp_max_segs)
+    P[P_TIMEOUT] = -1 if timeout_ns is None else int(timeout_ns)
+    P[P_SLOT] = int(slot)
+    return P
+
+
+def _pow2_at_least(x: int) -> int:
+    return 1 << max(4, int(x - 1).bit_length())
+
+
+def _new_agg(nagg: int) -> tuple:
+    agg = np.zeros((AG_N, nagg), np.int64)
+    agg[AG_HEAD] = -1
+    htab = np.full(_pow2_at_least(2 * nagg), -1, np.int64)
+    afree = np.arange(nagg - 1, -1, -1, dtype=np.int64)
+    st = np.zeros(ST_N, np.int64)
+    st[ST_LRU_H] = -1
+    st[ST_LRU_T] = -1
+    st[ST_AFREE] = nagg
+    return agg, htab, afree, st
+
+
+def _arena(capacity: int, max_frames: int) -> tuple[OutputArena, np.ndarray]:
+    """An OutputArena whose off/len/ts rows live in one (3, max_frames) int64 array, so
+    the kernel takes one argument for the three."""
+    arena = OutputArena(capacity, max_frames)
+    o2 = np.zeros((3, max(1, max_frames)), np.int64)
+    arena.off = o2[0, :max_frames]
+    arena.len = o2[1, :max_frames]
+    arena.ts = o2[2, :max_frames]
+    return arena, o2
+
+
+def _view(arena: OutputArena, n: int, used: int, with_ts: bool) -> PacketBatch:
+    """The first ``n`` frames of ``arena`` as a PacketBatch, built without the constructor's
+    checks (the kernel wrote them inside the arena): this runs once per burst."""
+    arena.commit(n, used)
+    b = PacketBatch.__new__(PacketBatch)
+    b.buf = arena.buf
+    b.off = arena.off[:n]
+    b.len = arena.len[:n]
+    b.meta = arena.meta[:n]
+    b.ts = arena.ts[:n] if with_ts else None
+    b.wire_len = None
+    b.iface = None
+    b._w32 = None
+    return b
+
+
+def counters_dict(C: np.ndarray) -> dict:
+    """Counters as a dict: ``merged``, ``frames_in``, ``frames_out``, ``aggregates``,
+    ``status`` (input frames by final GRO_* name), ``flush`` (aggregates by reason),
+    ``refused`` (merge refusals by reason)."""
+    return {
+        "frames_in": int(C[C_IN]),
+        "frames_out": int(C[C_OUT]),
+        "aggregates": int(C[C_AGGS]),
+        "merged": int(C[C_MERGES]),
+        "status": {S.NAMES.get(192 + k, str(192 + k)): int(v) for k, v in enumerate(C[C_STATUS:C_STATUS + 64]) if v},
+        "flush": {FLUSH_REASONS[k]: int(C[C_FLUSH + k]) for k in range(len(FLUSH_REASONS)) if C[C_FLUSH + k]},
+        "refused": {REFUSE_REASONS[k]: int(C[C_REFUSE + k]) for k in range(len(REFUSE_REASONS)) if C[C_REFUSE + k]},
+    }
+
+
+@dataclass
+class GroResult:
+    """What :func:`coalesce` returns: ``batch`` (the output frames, a view of ``arena``),
+    ``arena``, and ``counters`` (see :func:`counters_dict`)."""
+    batch: PacketBatch
+    arena: OutputArena
+    counters: dict
+
+
+class Coalescer:
+    """A reusable burst coalescer: the tables and the output arena are allocated once (and
+    grown when a larger burst comes), so a call costs one kernel dispatch.
+
+    ``run(batch)`` parses ``batch`` in place (``meta``: layout and the per-input GRO status),
+    merges, flushes everything and returns the output :class:`PacketBatch` (a view of
+    ``self.arena``, valid until the next ``run``). Options as in :func:`coalesce`.
+    """
+
+    def __init__(self, max_burst: int = 256, max_size: int = GRO_LEGACY_MAX_SIZE, csum: str = "partial",
+                 cwr: str = "6.18", fixedid_needs_df: bool = False, udp: bool = True, tcp: bool = True,
+                 verify: bool = True, hdr_len: str = "headers", udp_max_segs: int = UDP_GRO_CNT_MAX,
+                 max_frame: int = 2048):
+        self.P = _params(max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len, udp_max_segs, None, 0)
+        self.C = np.zeros(C_N, np.int64)
+        self._cap = 0
+        self._bytes = 0
+        self._grow(int(max_burst), int(max_burst) * (int(max_frame) + 64 + _JUMBO_ROOM) + 128)
+
+    def _grow(self, n: int, nbytes: int) -> None:
+        n = max(n, 1)
+        if n > self._cap:
+            self._cap = n
+            self.agg, self.htab, self.afree, self.st = _new_agg(n)
+            self.sx = np.zeros((3, n), np.int64)
+            self._zts = np.zeros(n, np.int64)
+        self._bytes = max(self._bytes, nbytes)
+        self.arena, self.o2 = _arena(self._bytes, self._cap)
+
+    def run(self, batch: PacketBatch) -> PacketBatch:
+        n = len(batch)
+        if n > self._cap:
+            self._grow(n, self._bytes)
+        st = self.st
+        ts = batch.ts if batch.ts is not None else self._zts[:n]
+        while True:
+            st[ST_OUT_N] = 0
+            st[ST_OUT_USED] = 0
+            k = _run(batch.buf, batch.off, batch.len, batch.meta, ts, 0,
+                     batch.buf, batch.off, batch.len, batch.meta, self.sx,
+                     self.agg, self.htab, self.afree, self.afree, st,
+                     self.arena.buf, self.o2, self.arena.meta, self.P, self.C, 0, 1)
+            if k >= 0:
+                break
+            self._grow(n, -int(k))
+        return _view(self.arena, k, st[ST_OUT_USED], batch.ts is not None)
+
+    @property
+    def counters(self) -> dict:
+        return counters_dict(self.C)
+
+
+def coalesce(batch: PacketBatch, max_size: int = GRO_LEGACY_MAX_SIZE, csum: str = "partial",
+             cwr: str = "6.18", fixedid_needs_df: bool = False, udp: bool = True, tcp: bool = True,
+             verify: bool = True, hdr_len: str = "headers", udp_max_segs: int = UDP_GRO_CNT_MAX) -> GroResult:
+    """Coalesce one burst with Linux's GRO rules, then flush every aggregate.
+
+    ``batch`` is parsed in place; ``batch.meta['status']`` gets each input frame's fate
+    (GRO_HEAD/GRO_HEAD_FIXEDID, GRO_MERGED, GRO_SINGLE or the reason it passed alone).
+    Output frames are in flush order (Linux's order of delivery); within a flow, in arrival
+    order.
+
+    Parameters: ``max_size`` (bytes; an aggregate's IP packet stays below it; above 65536
+    enables BIG TCP), ``csum`` ("partial": Linux's CHECKSUM_PARTIAL with NEEDS_CSUM, or
+    "full"), ``cwr`` ("6.18", "legacy", "accecn"), ``fixedid_needs_df``, ``udp``/``tcp``
+    (which GRO to run), ``verify`` (check checksums before merging), ``hdr_len``
+    ("headers" or "linux"), ``udp_max_segs`` (datagrams per UDP aggregate).
+    """
+    c = Coalescer(max(len(batch), 1), max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len,
+                  udp_max_segs)
+    out = c.run(batch)
+    return GroResult(out, c.arena, c.counters)
+
+
+class GroTable:
+    """Streaming GRO: aggregates persist across :meth:`push` calls.
+
+    Memory is bounded: at most ``max_flows`` open aggregates and ``max_held`` held frames,
+    each in a slot of ``slot_size`` bytes (frames longer than a slot pass alone with
+    GRO_TOO_BIG). When either runs out, the oldest aggregate is flushed (Linux does the same
+    when a NAPI context holds too many). ``timeout_ns``: an aggregate whose first frame is
+    more than this older than the frame being pushed (or than ``now`` at the end of a push)
+    is flushed, like ``gro_flush_timeout``; ``None`` keeps aggregates until a rule, memory
+    or :meth:`flush` ends them.
+
+    ``push(batch, now)`` returns the frames flushed by this push as a PacketBatch (a view
+    valid until the next call); ``flush()`` returns everything still held. Frame
+    timestamps (``batch.ts``, ns) default to ``now``. Other options as in :func:`coalesce`.
+    ``counters`` is a dict (see :func:`counters_dict`).
+    """
+
+    def __init__(self, max_flows: int = 1024, timeout_ns: int | None = None, max_held: int | None = None,
+                 slot_size: int = 2048, max_size: int = GRO_LEGACY_MAX_SIZE, csum: str = "partial",
+                 cwr: str = "6.18", fixedid_needs_df: bool = False, udp: bool = True, tcp: bool = True,
+                 verify: bool = True, hdr_len: str = "headers", udp_max_segs: int = UDP_GRO_CNT_MAX,
+                 link: int | None = None):
+        if max_flows < 1:
+            raise ValueError("max_flows must be at least 1")
+        slot = (max(int(slot_size), 64) + 63) // 64 * 64
+        self.P = _params(max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len, udp_max_segs,
+                         timeout_ns, slot)
+        self.C = np.zeros(C_N, np.int64)
+        self.max_flows = int(max_flows)
+        held = int(max_held) if max_held is not None else max(64, min(max_flows * 64, 65536))
+        self.max_held = held
+        self.agg, self.htab, self.afree, self.st = _new_agg(self.max_flows)
+        self.sbuf = np.zeros(held * slot, np.uint8)
+        self.sx = np.zeros((3, held), np.int64)
+        self.soff = np.arange(held, dtype=np.int64) * slot
+        self.slen = np.zeros(held, np.int64)
+        self.smeta = new_meta(held)
+        self.sfree = np.arange(held - 1, -1, -1, dtype=np.int64)
+        self.st[ST_SFREE] = held
+        self._src = 0
+        self.arena = None
+        self.o2 = None
+
+    @property
+    def held(self) -> int:
+        """Frames waiting in the table."""
+        return int(self.st[ST_HELD])
+
+    @property
+    def flows(self) -> int:
+        """Open aggregates."""
+        return int(self.st[ST_NLIVE])
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the table holds allocated (store, tables, output arena)."""
+        a = self.arena.buf.nbytes if self.arena is not None else 0
+        return int(self.sbuf.nbytes + self.agg.nbytes + self.htab.nbytes + self.sx.nbytes + self.smeta.nbytes + a)
+
+    def _call(self, batch: PacketBatch, now: int, mode: int) -> PacketBatch:
+        n = len(batch)
+        st = self.st
+        if batch.ts is not None:
+            ts = batch.ts
+        else:
+            ts = np.full(n, int(now), np.int64)
+        frames = n + self.max_held + 1
+        if self.arena is None or self.arena.max_frames < frames:
+            self._grow(frames, self.max_held * (int(self.P[P_SLOT]) + 64 + _JUMBO_ROOM) + 4096)
+        while True:
+            st[ST_OUT_N] = 0
+            st[ST_OUT_USED] = 0
+            k = _run(batch.buf, batch.off, batch.len, batch.meta, ts, self._src,
+                     self.sbuf, self.soff, self.slen, self.smeta, self.sx,
+                     self.agg, self.htab, self.afree, self.sfree, st,
+                     self.arena.buf, self.o2, self.arena.meta, self.P, self.C, int(now), mode)
+            if k >= 0:
+                break
+            self._grow(frames, -int(k))
+        self._src += n
+        return _view(self.arena, k, st[ST_OUT_USED], True)
+
+    def _grow(self, frames: int, nbytes: int) -> None:
+        frames = max(frames, self.arena.max_frames if self.arena is not None else 0)
+        nbytes = max(nbytes, self.arena.capacity if self.arena is not None else 0)
+        self.arena, self.o2 = _arena(nbytes, frames)
+
+    def push(self, batch: PacketBatch, now: int = 0) -> PacketBatch:
+        """Add a burst (parsed in place) at time ``now`` (ns); returns the frames flushed."""
+        return self._call(batch, now, 0)
+
+    def flush(self, now: int = 0) -> PacketBatch:
+        """Flush every held aggregate (oldest first); returns them."""
+        return self._call(PacketBatch.empty(), now, 1)
+
+    @property
+    def counters(self) -> dict:
+        return counters_dict(self.C)
+
+
+def fixed_id_mask(batch: PacketBatch) -> np.ndarray:
+    """Boolean mask of GRO output frames whose IPv4 IDs were fixed (Linux SKB_GSO_TCP_FIXEDID;
+    virtio_net_hdr has no bit for it): segment those keeping the ID constant."""
+    return batch.meta["status"] == S.GRO_HEAD_FIXEDID
