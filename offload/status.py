@@ -46,15 +46,16 @@ BAD_OPTION = 18         # an IPv6 option TLV runs past its header
 
 # --- virtio_net_hdr (64-95) -----------------------------------------------
 VNET_BAD_GSO_TYPE = 64      # unknown gso_type
-VNET_GSO_SIZE_ZERO = 65     # GSO type with gso_size 0
+VNET_GSO_SIZE_ZERO = 65     # GSO type with gso_size 0 or 0xFFFF (GSO_BY_FRAGS)
 VNET_CSUM_OUTSIDE = 66      # csum_start/csum_offset point outside the frame
 VNET_CSUM_START_LOW = 67    # csum_start before the minimal transport offset
-VNET_PROTO_MISMATCH = 68    # gso_type does not match the parsed L3/L4
+VNET_PROTO_MISMATCH = 68    # GSO without NEEDS_CSUM: no L4 header of the type's protocol
 VNET_BAD_CSUM_OFFSET = 69   # csum_offset not 16 (TCP) / 6 (UDP) for a GSO frame
 VNET_USO_NO_CSUM = 70       # UDP_L4 GSO without NEEDS_CSUM
 VNET_USO_ECN = 71           # UDP_L4 GSO with the ECN bit
 VNET_TOO_MANY_SEGS = 72     # USO payload > gso_size * UDP_MAX_SEGMENTS
 VNET_SHORT = 73             # buffer shorter than the virtio header itself
+VNET_HDR_LEN = 74           # hdr_len (or csum_start + csum_offset + 2) longer than the frame
 
 # --- checksum (96-127) ---------------------------------------------------
 CSUM_BAD_IP = 96          # IPv4 header checksum wrong
@@ -145,7 +146,7 @@ _DESCRIPTIONS = {
     BAD_JUMBO: "bad IPv6 jumbo payload option",
     BAD_OPTION: "IPv6 option runs past its header",
     VNET_BAD_GSO_TYPE: "virtio_net_hdr: unknown gso_type",
-    VNET_GSO_SIZE_ZERO: "virtio_net_hdr: gso_size 0",
+    VNET_GSO_SIZE_ZERO: "virtio_net_hdr: gso_size 0 or 0xFFFF",
     VNET_CSUM_OUTSIDE: "virtio_net_hdr: csum_start/offset outside the frame",
     VNET_CSUM_START_LOW: "virtio_net_hdr: csum_start before the transport header",
     VNET_PROTO_MISMATCH: "virtio_net_hdr: gso_type does not match the headers",
@@ -154,6 +155,7 @@ _DESCRIPTIONS = {
     VNET_USO_ECN: "virtio_net_hdr: UDP_L4 with ECN",
     VNET_TOO_MANY_SEGS: "virtio_net_hdr: too many UDP segments",
     VNET_SHORT: "buffer shorter than the virtio_net_hdr",
+    VNET_HDR_LEN: "virtio_net_hdr: hdr_len longer than the frame",
     CSUM_BAD_IP: "bad IPv4 header checksum",
     CSUM_BAD_L4: "bad L4 checksum",
     CSUM_PARTIAL: "partial checksum (CHECKSUM_PARTIAL, captured on the sender)",

@@ -112,20 +112,40 @@ def header_bytes(meta_record, mrg: bool = False) -> bytes:
 @njit(cache=True, nogil=True)
 def validate_one(n, meta, i):
     """Check ``meta[i]``'s virtio_net_hdr against a frame of ``n`` bytes the way Linux
-    accepts one from tap/AF_PACKET. The frame must be parsed already. Returns
-    ``status.OK`` or a ``VNET_*`` code (and does not write it).
+    accepts one from AF_PACKET (``PACKET_VNET_HDR``) or tap. The frame must be parsed
+    already. Returns ``status.OK`` or a ``VNET_*`` code (and does not write it).
 
-    Rules (Linux 6.18 ``__virtio_net_hdr_to_skb``):
+    Rules, in the kernel's order (``packet_snd_vnet_parse`` / ``tun_vnet_hdr_get``, then
+    ``__virtio_net_hdr_to_skb``, Linux 6.18); proven against the kernel itself in
+    ``tests/test_vnet.py``:
 
-    * gso_type (ECN bit aside) must be NONE, TCPV4, TCPV6, UDP or UDP_L4;
-      with GSO, gso_size must be non-zero and not 0xFFFF (GSO_BY_FRAGS);
-    * NEEDS_CSUM: ``csum_start + max(L4 min header, csum_offset + 2)`` must lie in
-      the frame, and ``csum_start`` must be at least a minimal IP header (20 for
-      IPv4 types, 40 for TCPV6);
-    * GSO frames must carry the L3/L4 the type names (TCPV4 = TCP/IPv4, TCPV6 =
-      TCP/IPv6, UDP and UDP_L4 = UDP);
-    * TCP with NEEDS_CSUM: csum_offset 16; UDP_L4: NEEDS_CSUM, csum_offset 6, no ECN,
-      payload at most gso_size * 128.
+    1. ``hdr_len`` (raised to ``csum_start + csum_offset + 2`` with NEEDS_CSUM) may not
+       exceed the frame: ``VNET_HDR_LEN``;
+    2. gso_type without the ECN bit must be NONE, TCPV4, UDP, TCPV6 or UDP_L4, and ECN alone
+       is not a type: ``VNET_BAD_GSO_TYPE``; a GSO type needs gso_size != 0:
+       ``VNET_GSO_SIZE_ZERO``;
+    3. NEEDS_CSUM: ``csum_start + max(L4 min header, csum_offset + 2)`` must lie in the
+       frame (``VNET_CSUM_OUTSIDE``) and ``csum_start`` (from the frame start) must be at
+       least 20, or 40 for TCPV6 (``VNET_CSUM_START_LOW``); the kernel then trusts the
+       offsets and does not look at the protocols;
+    4. GSO without NEEDS_CSUM: the kernel's flow dissector must find the transport
+       protocol the type names (TCP for TCPV4/TCPV6, UDP for UDP/UDP_L4, whatever the
+       L3) with its minimal header inside the frame: ``VNET_PROTO_MISMATCH``; on
+       AF_PACKET the dissector never gets past a VLAN tag here, so a tagged frame fails;
+    5. UDP_L4: NEEDS_CSUM (``VNET_USO_NO_CSUM``), csum_offset 6
+       (``VNET_BAD_CSUM_OFFSET``), payload after ``csum_start + 8`` at most
+       ``gso_size * 128`` (``VNET_TOO_MANY_SEGS``), no ECN (``VNET_USO_ECN``); TCP with
+       NEEDS_CSUM: csum_offset 16 (``VNET_BAD_CSUM_OFFSET``);
+    6. gso_size 0xFFFF (GSO_BY_FRAGS) is refused: ``VNET_GSO_SIZE_ZERO``.
+
+    Where only the flow dissector could tell (rule 4) the parsed layout stands in for it:
+    the dissector stops after an IPv6 fragment header and does not walk AH, so a GSO frame
+    without NEEDS_CSUM whose TCP/UDP header sits behind those is accepted here and refused
+    by Linux; a frame the parser finds malformed before its L4 header is refused here,
+    while the dissector may be laxer. A GSO frame accepted with NEEDS_CSUM may still carry
+    other protocols than its type says (Linux accepts it and drops it when segmenting);
+    GSO refuses such frames itself. Linux also refuses ``csum_start`` within its skb
+    headroom of 65535, which a header cannot know; it only matters for frames over 64 KB.
     """
     m = meta[i]
     gt = np.int64(m.gso_type)
@@ -135,19 +155,24 @@ def validate_one(n, meta, i):
     cs = np.int64(m.csum_start)
     co = np.int64(m.csum_offset)
     gso = np.int64(m.gso_size)
-    if base != GSO_NONE and base != GSO_TCPV4 and base != GSO_TCPV6 and base != GSO_UDP and base != GSO_UDP_L4:
-        return S.VNET_BAD_GSO_TYPE
-    if (gt & 0x7F) != gt and base == GSO_NONE:
-        return S.VNET_BAD_GSO_TYPE
+    if np.int64(m.hdr_len) > n:
+        return S.VNET_HDR_LEN
+    if gt != GSO_NONE:
+        if base != GSO_TCPV4 and base != GSO_TCPV6 and base != GSO_UDP and base != GSO_UDP_L4:
+            return S.VNET_BAD_GSO_TYPE
+        if gso == 0:
+            return S.VNET_GSO_SIZE_ZERO
     thlen = 0
     nh_min = 20
-    if base == GSO_TCPV4:
+    ip_proto = 0
+    if base == GSO_TCPV4 or base == GSO_TCPV6:
         thlen = 20
-    elif base == GSO_TCPV6:
-        thlen = 20
-        nh_min = 40
+        ip_proto = 6
+        if base == GSO_TCPV6:
+            nh_min = 40
     elif base == GSO_UDP or base == GSO_UDP_L4:
         thlen = 8
+        ip_proto = 17
     if needs:
         need_off = co + 2
         if thlen > need_off:
@@ -156,35 +181,29 @@ def validate_one(n, meta, i):
             return S.VNET_CSUM_OUTSIDE
         if cs < nh_min:
             return S.VNET_CSUM_START_LOW
-    if base == GSO_NONE:
+    elif gt != GSO_NONE:
+        l4 = np.int64(m.l4_off)
+        # AF_PACKET leaves skb->protocol at the tag's ethertype with the network header
+        # already past the tags, and the dissector then fails: Linux refuses every
+        # VLAN-tagged GSO frame without NEEDS_CSUM (measured on 6.18)
+        if m.vlan_count > 0 or l4 < 0 or np.int64(m.l4_proto) != ip_proto or l4 + thlen > n:
+            return S.VNET_PROTO_MISMATCH
+    if gt == GSO_NONE:
         return S.OK
-    if gso == 0 or gso == GSO_BY_FRAGS:
-        return S.VNET_GSO_SIZE_ZERO
-    # the headers must be what the type says
-    l3p = np.int64(m.l3_proto)
-    l4p = np.int64(m.l4_proto)
-    if base == GSO_TCPV4:
-        if l3p != 0x0800 or l4p != 6:
-            return S.VNET_PROTO_MISMATCH
-    elif base == GSO_TCPV6:
-        if l3p != 0x86DD or l4p != 6:
-            return S.VNET_PROTO_MISMATCH
-    else:
-        if l4p != 17:
-            return S.VNET_PROTO_MISMATCH
-    if base == GSO_TCPV4 or base == GSO_TCPV6:
-        if needs and co != 16:
-            return S.VNET_BAD_CSUM_OFFSET
-    elif base == GSO_UDP_L4:
+    if base == GSO_UDP_L4:
         if not needs:
             return S.VNET_USO_NO_CSUM
         if co != 6:
             return S.VNET_BAD_CSUM_OFFSET
+        if n - (cs + 8) > gso * UDP_MAX_SEGMENTS:
+            return S.VNET_TOO_MANY_SEGS
         if gt != base:
             return S.VNET_USO_ECN
-        p_off = cs + 8
-        if n - p_off > gso * UDP_MAX_SEGMENTS:
-            return S.VNET_TOO_MANY_SEGS
+    elif base == GSO_TCPV4 or base == GSO_TCPV6:
+        if needs and co != 16:
+            return S.VNET_BAD_CSUM_OFFSET
+    if gso == GSO_BY_FRAGS:
+        return S.VNET_GSO_SIZE_ZERO
     return S.OK
 
 
