@@ -35,3 +35,22 @@ def kernel_oracle():
     oracle = _ko.oracle_or_skip()
     yield oracle
     oracle.close()
+
+
+def corpus_dir(sub: str = "tcpdump") -> str:
+    """The shared capture corpus directory ``<corpus>/<sub>``.
+
+    Looked up in order: ``$OFFLOAD_CORPUS``; ``shared/corpus`` beside the clone
+    (CI: the clone's parent holds ``shared/``, which is CORPUS_DIR); and
+    ``/work/shared/corpus`` (development worktrees live deeper than the clone).
+    Absent: the test fails in CI (a missing corpus must not pass silently) and
+    is skipped with the reason elsewhere.
+    """
+    tried = [os.environ.get("OFFLOAD_CORPUS"), CORPUS_DIR, "/work/shared/corpus"]
+    for base in tried:
+        if base and os.path.isdir(os.path.join(base, sub)):
+            return os.path.realpath(os.path.join(base, sub))
+    msg = f"capture corpus '{sub}' not found (tried {[t for t in tried if t]}); set OFFLOAD_CORPUS"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
