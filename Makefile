@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 BOUNDS_ENV := NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/.numba-cache-boundscheck
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast sysdeps venv bench fuzz fuzz-long corpus clean
+.PHONY: demo test test-fast sysdeps venv bench bench-peers bench-sysdeps fuzz fuzz-long corpus clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,11 +36,47 @@ sysdeps:
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(BOUNDS_ENV) $(BIN)/python -m pytest -q -m hostile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider bench --benchmark-disable
 
 # Quick loop for development: no slow or kernel tests.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not kernel" $(PYTEST_ARGS)
 
+# Benchmarks side by side with the peers (bench/RESULTS.md): a short run of the
+# pytest-benchmark suites and of every peer, one table, one plot. `BENCH_ARGS=--full`
+# for the long version.
+PEERS := bench/peers
+PEERS_BUILD := $(PEERS)/build
+BENCH_ARGS ?=
+
+# The C peers need a compiler and pkg-config; the DPDK peer needs libdpdk-dev (Debian).
+# Installed when root; otherwise the rows they would give are skipped with a message.
+bench-sysdeps:
+	@if ! command -v cc >/dev/null || ! command -v pkg-config >/dev/null || ! pkg-config --exists libdpdk 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing build-essential pkg-config libdpdk-dev (apt)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential pkg-config libdpdk-dev >/dev/null \
+	      || echo "apt-get failed: the DPDK peer will be skipped"; \
+	  else echo "cc/pkg-config/libdpdk-dev missing and not root: the C/DPDK peer rows will be skipped"; fi; \
+	fi
+
+$(PEERS_BUILD)/cref: $(PEERS)/cref.c $(PEERS)/common.h
+	@mkdir -p $(@D)
+	$(CC) -O3 -march=native -Wall -o $@ $<
+
+$(PEERS_BUILD)/dpdk_peer: $(PEERS)/dpdk_peer.c $(PEERS)/common.h
+	@mkdir -p $(@D)
+	$(CC) $$(pkg-config --cflags libdpdk) -O3 -march=native -Wall -Wno-deprecated-declarations -o $@ $< $$(pkg-config --libs libdpdk)
+
+bench-peers: bench-sysdeps
+	@if command -v $(CC) >/dev/null; then $(MAKE) -s $(PEERS_BUILD)/cref; else echo "no C compiler: careful-C rows skipped"; fi
+	@if pkg-config --exists libdpdk 2>/dev/null; then $(MAKE) -s $(PEERS_BUILD)/dpdk_peer; \
+	else echo "DPDK (libdpdk-dev) not installed: DPDK rows skipped"; rm -f $(PEERS_BUILD)/dpdk_peer; fi
+
+bench: $(STAMP) sysdeps bench-peers
+	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/pip install -q -e '.[test,plot]'
+	$(BIN)/python -m offload bench --out bench/out --markdown bench/RESULTS.md $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .numba-cache* .hypothesis .benchmarks
+	rm -rf $(VENV) .numba-cache* .hypothesis .benchmarks bench/out $(PEERS_BUILD)
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,121 @@
+"""Our side of the peer comparison: one adapter per workload op, on the public API.
+
+``prepare(workload, frames)`` returns a zero-argument callable that processes the
+whole workload once, in bursts of ``workload.burst`` frames, plus a description of
+what it measures; it raises :class:`Unavailable` when the engine for the op has not
+landed (the comparison suite then skips that row and says why). Every callable
+checks its own result once in ``prepare`` (verdicts, segment counts), so a broken
+path is never timed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from offload.batch import PacketBatch
+from offload.csum import raw_sum, sum_span
+
+
+class Unavailable(Exception):
+    """The engine for this op is not there (yet); the message says what is missing."""
+
+
+def _batch(frames) -> PacketBatch:
+    return PacketBatch.from_frames(frames, align=64)
+
+
+def _bursts(batch: PacketBatch, burst: int) -> list[PacketBatch]:
+    """Views of ``batch`` of ``burst`` frames each over the same arena (no copy)."""
+    return [PacketBatch(batch.buf, batch.off[b:b + burst], batch.len[b:b + burst])
+            for b in range(0, len(batch), burst)]
+
+
+@njit(cache=True, nogil=True)
+def _raw_sums(buf, w32, off, length, out):
+    for i in range(off.shape[0]):
+        out[i] = sum_span(buf, w32, off[i], length[i])
+    return off.shape[0]
+
+
+def _raw(w, frames):
+    b = _batch(frames)
+    out = np.zeros(len(b), np.uint64)
+    bursts = _bursts(b, w.burst)
+
+    def run():
+        for x in bursts:
+            _raw_sums(x.buf, x.w32, x.off, x.len, out)
+
+    run()
+    if any(int(out[i]) != raw_sum(frames[i]) for i in range(min(4, len(frames)))):
+        raise AssertionError("raw sum disagrees with offload.csum.raw_sum")
+    return run, "offload.csum.sum_span per span from one @njit loop per burst (the batch primitive)"
+
+
+def _csum(w, frames):
+    from offload import csum
+    if not hasattr(csum, "verify_batch") or not hasattr(csum, "fill_batch"):
+        raise Unavailable("offload.csum.verify_batch/fill_batch not on this branch yet")
+    b = _batch(frames)
+    bursts = _bursts(b, w.burst)
+    n = max(len(x) for x in bursts)
+    detail = np.empty((n, 6), np.int32)
+    if w.op.startswith("verify"):
+        def run():
+            for x in bursts:
+                csum.verify_batch(x, parse=True, detail=detail)
+        bad = sum(csum.verify_batch(x, parse=True).count for x in bursts)
+        if bad:
+            raise AssertionError(f"{bad} frames failed our verification")
+        return run, "parse + verify IPv4 header and TCP checksums, in place, verdict per frame in meta"
+
+    def run():
+        for x in bursts:
+            csum.fill_batch(x, parse=True, detail=detail)
+    run()
+    if b.buf.tobytes() != _batch(frames).buf.tobytes():
+        raise AssertionError("fill changed valid checksums")
+    return run, "parse + compute and write IPv4 header and TCP checksums in place"
+
+
+def _parse(w, frames):
+    from offload.parse import parse_batch
+    b = _batch(frames)
+    bursts = _bursts(b, w.burst)
+
+    def run():
+        for x in bursts:
+            parse_batch(x)
+    run()
+    if any(int((x.meta["l4_off"] < 0).sum()) for x in bursts):
+        raise AssertionError("parse missed an L4 header")
+    return run, "offload.parse.parse_batch: L2/L3/L4 offsets, protocols, lengths into meta"
+
+
+def memcpy_ref(frames):
+    """np.copyto of the same bytes (the frames' arena) into a preallocated array."""
+    b = _batch(frames)
+    dst = np.empty_like(b.buf)
+
+    def run():
+        np.copyto(dst, b.buf)
+    return run, "np.copyto of the frames' arena (same bytes, 64-byte aligned frames)"
+
+
+ADAPTERS = {
+    "raw": _raw,
+    "verify4": _csum, "verify6": _csum, "fill4": _csum, "fill6": _csum,
+    "parse": _parse,
+}
+
+
+def prepare(w, frames):
+    """(callable, notes) for workload ``w``; raises :class:`Unavailable`."""
+    fn = ADAPTERS.get(w.op)
+    if fn is None:
+        raise Unavailable(f"no adapter for op {w.op!r} yet (engine not landed)")
+    try:
+        return fn(w, frames)
+    except ImportError as e:
+        raise Unavailable(f"engine for {w.op} not importable: {e}") from None

@@ -1,0 +1,135 @@
+"""The benchmark comparison itself: identical frames on every side, peers that check
+their own work, ratios only between rows of one run, and the one command end to end."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench import runner, workloads as W  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("wl"))
+    return {w.name: w for w in W.materialize(d)}
+
+
+def test_workload_frames_pass_scapy(ws):
+    """scapy (the oracle) agrees the checksum and GRO inputs carry valid checksums and
+    lengths, and that the GSO super-frames have valid IPv4 headers and lengths."""
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+    for name in ("verify_tcp4_64_b32", "verify_tcp6_1500_b32", "gro_tcp4_f64_b32"):
+        for fr in W.read_pcap(ws[name].file)[:8]:
+            p = Ether(fr)
+            q = p.copy()
+            if IP in q:
+                del q[IP].chksum
+            del q[TCP].chksum
+            assert bytes(Ether(bytes(q))) == fr, name
+    for name in ("gso_tcp4_64k", "gso_tcp6_64k", "gso_udp4_64k"):
+        fr = W.read_pcap(ws[name].file)[0]
+        p = Ether(fr)
+        if IP in p:
+            q = p.copy()
+            del q[IP].chksum
+            assert bytes(Ether(bytes(q)))[14:34] == fr[14:34]
+            assert p[IP].len == len(fr) - 14
+        else:
+            assert p[IPv6].plen == len(fr) - 54
+        assert (TCP in p) or (UDP in p)
+
+
+def test_fnv_matches_manifest(ws):
+    w = ws["verify_tcp4_64_b32"]
+    assert W.fnv1a64(W.read_pcap(w.file)) == w.fnv
+
+
+def _peer(name):
+    path = os.path.join(ROOT, "bench", "peers", "build", name)
+    if not os.access(path, os.X_OK) and shutil.which("make"):
+        subprocess.run(["make", "-s", "-C", ROOT, "bench-peers"], capture_output=True)
+    if not os.access(path, os.X_OK):
+        pytest.skip(f"{name} not built (make bench-peers)")
+    return path
+
+
+def _run_peer(binary, w, *extra):
+    env = dict(os.environ, OFFLOAD_BENCH_REPS="3", OFFLOAD_BENCH_MIN_NS="10000")
+    argv = [binary, w.op, w.name, str(w.size), w.file, *extra]
+    p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+
+
+def test_careful_c_reads_the_same_frames_and_checks_them(ws):
+    cref = _peer("cref")
+    for name in ("verify_tcp4_64_b32", "verify_tcp6_1500_b32", "gso_tcp4_16k"):
+        w = ws[name]
+        rows = _run_peer(cref, w, *([str(w.params["mss"])] if "mss" in w.params else []))
+        assert {r["impl"] for r in rows} == {"memcpy", "careful-c"}
+        assert all(r["fnv"] == w.fnv for r in rows)
+        assert all(r["ns_per_pkt"] > 0 for r in rows)
+    seg = [r for r in rows if r["unit"] == "seg"]
+    assert seg and seg[0]["extra"] == 12  # 16384 bytes at MSS 1448
+
+
+def test_dpdk_peer_same_frames_and_forms(ws):
+    dp = _peer("dpdk_peer")
+    w = ws["gro_tcp4_f1_b32"]
+    rows = _run_peer(dp, w, str(w.burst))
+    assert {r["impl"] for r in rows} == {"dpdk-bare", "dpdk-full", "dpdk-table-bare", "dpdk-table-full"}
+    assert all(r["fnv"] == w.fnv for r in rows)
+    # 512 in-order 1448-byte segments of one flow, bursts of 32: 16 merged frames
+    assert all(abs(r["extra"] * w.n_frames - 16) < 1e-6 for r in rows if not r["impl"].startswith("dpdk-table"))
+    w = ws["gso_tcp4_64k"]
+    rows = _run_peer(dp, w, str(w.burst), str(w.params["mss"]))
+    assert {(r["impl"], r["unit"]) for r in rows} == {(i, u) for i in ("dpdk-bare", "dpdk-full") for u in ("pkt", "seg")}
+    assert all(r["extra"] == 45 for r in rows)
+    w = ws["gso_tcp6_64k"]  # DPDK 22.11 has no TCP/IPv6 GSO: said, not faked
+    rows = _run_peer(dp, w, str(w.burst), str(w.params["mss"]))
+    assert len(rows) == 1 and "skipped" in rows[0]
+
+
+def test_merge_ratios_only_within_the_run():
+    ws = [W.Workload("gso_x", "gso4", 65226, 8, 8, fnv="aa", label="x")]
+    base = {"op": "gso4", "workload": "gso_x", "size": 0, "unit": "pkt", "min": 1, "max": 1, "iqr": 10,
+            "reps": 5, "pkts_per_rep": 8, "fnv": "aa", "notes": ""}
+    raw = [dict(base, peer="ours", impl="offload", ns_per_pkt=1000.0, extra=45.0),
+           dict(base, peer="dpdk", impl="dpdk-full", ns_per_pkt=3000.0, extra=45.0),
+           dict(base, peer="dpdk", impl="dpdk-full", unit="seg", ns_per_pkt=3000.0 / 45, extra=45.0),
+           dict(base, peer="c", impl="careful-c", ns_per_pkt=2000.0, fnv="bb")]
+    rows = runner.merge(ws, raw)
+    by = {(r["impl"], r["unit"]): r for r in rows}
+    assert by[("dpdk-full", "pkt")]["x_ours"] == pytest.approx(3.0)
+    assert by[("offload", "seg")]["ns_per_pkt"] == pytest.approx(1000 / 45)
+    assert by[("dpdk-full", "seg")]["x_ours"] == pytest.approx(3.0)
+    assert by[("careful-c", "pkt")]["same_frames"] is False
+    assert by[("offload", "pkt")]["form"] == "flat segments, csums written"
+    assert "x ours" in runner.text_table(rows, [], runner.machine())
+
+
+def test_offload_bench_command_end_to_end(tmp_path):
+    """`offload bench --json` on one small workload: our row, both memcpy references,
+    the careful-C and dpkt peers, the same frames everywhere, ratios from this run."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OFFLOAD_BENCH_WORKDIR=str(tmp_path / "work"))
+    p = subprocess.run([sys.executable, "-m", "offload", "bench", "--only", "parse_mixed", "--peers", "c,dpkt",
+                        "--json", "--out", str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(p.stdout)
+    rows = [r for r in res["rows"] if r["workload"] == "parse_mixed"]
+    impls = {r["impl"] for r in rows}
+    assert {"offload", "memcpy-numpy", "dpkt"} <= impls
+    assert all(r["same_frames"] for r in rows)
+    assert all(r["x_ours"] is not None and r["ns_per_pkt"] > 0 for r in rows)
+    assert res["machine"]["cpu"] and res["machine"]["numba"]
+    assert os.path.exists(tmp_path / "out" / "table.txt")
