@@ -44,6 +44,11 @@ Linux rules followed (``net/ipv4/tcp_offload.c``, ``net/ipv4/af_inet.c``,
   hashed value instead) after the fixed header — IPv6 UFO with extension headers
   is refused (GSO_NOT_SUPPORTED).
 
+Deliberate difference: Linux 6.18 decides "this virtio frame is GSO" with only 20
+TCP header bytes counted, so a frame whose payload fits one segment but whose payload
++ TCP options exceed gso_size becomes a one-segment GSO skb the stack then drops
+(AF_PACKET send fails with ENOMEM). Here such a frame passes through (GSO_PASS).
+
 Checksum modes (``csum``):
 
 * ``"full"``: every segment valid on the wire. The payload copy and its checksum
@@ -63,7 +68,7 @@ planning pass (no per-segment Python objects). Output frames are placed so each
 payload keeps its source's alignment mod 4, so copy-and-sum runs on whole words.
 Each input frame gets a status in ``meta['status']``: ``GSO_SEGMENTED``,
 ``GSO_FRAGMENTED``, ``GSO_PASS``, ``GSO_NOT_SUPPORTED`` (passed through), or a
-refusal (a parse code, a ``VNET_*`` code, ``GSO_BAD_INPUT``, ``GSO_TOO_MANY_SEGS``,
+refusal (a parse code, a ``VNET_*`` code, ``GSO_HDR_LEN``, ``GSO_BAD_INPUT``, ``GSO_TOO_MANY_SEGS``,
 ``GSO_MSS_TOO_SMALL``, ``GSO_NO_ROOM``); ``meta['seg']`` of an input frame is the
 number of frames emitted for it. Output ``meta``: the parsed layout of each
 segment, ``src`` = input index, ``seg`` = segment number, ``status`` =
@@ -212,7 +217,9 @@ def _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, 
             needs = (_i(m.vnet_flags) & F_NEEDS_CSUM) != 0
             if needs and csum_mode == CSUM_FULL:
                 pass_kind = _A_PASS_CSUM
-            if gt == GSO_NONE:
+            if _i(m.hdr_len) > n:
+                st = S.GSO_HDR_LEN        # tun and AF_PACKET refuse it (EINVAL)
+            elif gt == GSO_NONE:
                 vs = validate_one(n, meta, i)
                 if vs != S.OK:
                     st = vs

@@ -34,6 +34,11 @@ or, in pytest, the session fixture ``kernel_oracle`` (tests/conftest.py) giving 
 (``CI=true``). One namespace pair serves the whole session. Many cases per
 call (:meth:`KernelOracle.gso_many`) keep the per-case cost to a few syscalls.
 
+Segments of one super-packet reach the receiver through the per-CPU backlog, which
+holds ``net.core.netdev_max_backlog`` frames (1000 by default, a global sysctl this
+module does not touch): a case producing more segments loses the excess.
+:attr:`KernelOracle.max_segments` says how many one case may produce.
+
 Known differences of this oracle (kernel 6.18, findings "caveats"): veth drops
 full-size QinQ frames at MTU 1500 (use ``mtu=9000``); VLAN-tagged trains are not
 coalesced by GRO on veth; the GRO output's vnet ``hdr_len`` is the skb head
@@ -108,6 +113,13 @@ class KernelOracle:
             raise RuntimeError(f"kernel oracle unavailable: {why}")
         self._closed = False
         self._seq = 0
+        try:
+            with open("/proc/sys/net/core/netdev_max_backlog") as fh:
+                backlog = int(fh.read())
+        except OSError:
+            backlog = 1000
+        #: most segments one case may produce before the receive backlog drops some
+        self.max_segments = backlog - 1
         self.mtu = {GSO_DEVS: mtu, GRO_DEVS: mtu}
         base = netns.unique_name(prefix)
         self.vp = netns.VethPair(base + "-a", base + "-b", GSO_DEVS[0], GSO_DEVS[1], mtu)
