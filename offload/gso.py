@@ -68,7 +68,7 @@ planning pass (no per-segment Python objects). Output frames are placed so each
 payload keeps its source's alignment mod 4, so copy-and-sum runs on whole words.
 Each input frame gets a status in ``meta['status']``: ``GSO_SEGMENTED``,
 ``GSO_FRAGMENTED``, ``GSO_PASS``, ``GSO_NOT_SUPPORTED`` (passed through), or a
-refusal (a parse code, a ``VNET_*`` code, ``GSO_HDR_LEN``, ``GSO_BAD_INPUT``, ``GSO_TOO_MANY_SEGS``,
+refusal (a parse code, a ``VNET_*`` code, ``GSO_BAD_INPUT``, ``GSO_TOO_MANY_SEGS``,
 ``GSO_MSS_TOO_SMALL``, ``GSO_NO_ROOM``); ``meta['seg']`` of an input frame is the
 number of frames emitted for it. Output ``meta``: the parsed layout of each
 segment, ``src`` = input index, ``seg`` = segment number, ``status`` =
@@ -217,20 +217,24 @@ def _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, 
             needs = (_i(m.vnet_flags) & F_NEEDS_CSUM) != 0
             if needs and csum_mode == CSUM_FULL:
                 pass_kind = _A_PASS_CSUM
-            if _i(m.hdr_len) > n:
-                st = S.GSO_HDR_LEN        # tun and AF_PACKET refuse it (EINVAL)
-            elif gt == GSO_NONE:
+            if gt == GSO_NONE:
                 vs = validate_one(n, meta, i)
                 if vs != S.OK:
                     st = vs
                 elif needs and csum_mode == CSUM_FULL:
                     kind = _A_PASS_CSUM
-            elif pst != S.OK:
-                st = pst
             else:
-                vs = validate_one(n, meta, i)
+                vs = validate_one(n, meta, i)      # the kernel's checks come first, as in Linux
                 if vs != S.OK:
                     st = vs
+                elif pst != S.OK:
+                    st = pst
+                elif (((gt == GSO_TCPV4 or gt == GSO_TCPV6) and l4p != 6)
+                      or ((gt == GSO_UDP or gt == GSO_UDP_L4) and l4p != 17)
+                      or (gt == GSO_TCPV4 and l3p != 0x0800) or (gt == GSO_TCPV6 and l3p != 0x86DD)):
+                    # validate_one trusts NEEDS_CSUM offsets as Linux does; Linux then
+                    # drops such a frame when it segments it
+                    st = S.VNET_PROTO_MISMATCH
                 elif needs and _i(m.csum_start) != _i(m.l4_off):
                     st = S.GSO_BAD_INPUT      # Linux: csum_start must be the transport header
                 else:

@@ -77,7 +77,6 @@ GSO_TOO_MANY_SEGS = 132   # more segments than allowed (refused)
 GSO_NO_ROOM = 133         # output arena full; frame not processed (retry with more room)
 GSO_MSS_TOO_SMALL = 134   # gso_size / MSS below the minimum (refused)
 GSO_FRAGMENTED = 135      # UFO: cut into IP fragments
-GSO_HDR_LEN = 136         # virtio hdr_len larger than the frame (tun / AF_PACKET refuse it)
 
 # --- GRO (192-255) -------------------------------------------------------
 GRO_MERGED = 192          # merged into an earlier frame's aggregate
@@ -174,7 +173,6 @@ _DESCRIPTIONS = {
     GSO_NO_ROOM: "output arena full",
     GSO_MSS_TOO_SMALL: "segment size too small",
     GSO_FRAGMENTED: "fragmented (UFO)",
-    GSO_HDR_LEN: "virtio_net_hdr: hdr_len beyond the frame",
     GRO_MERGED: "merged",
     GRO_HEAD: "aggregate head",
     GRO_NOT_TCP_UDP: "not TCP/UDP over IP",

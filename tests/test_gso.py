@@ -338,17 +338,17 @@ def _bad_cases():
     f6, v6 = super_packet(_payload(4000, 17), 1400, v6=True)
     return {
         "gso_size_0": (f, v[:3] + (0,) + v[4:], S.VNET_GSO_SIZE_ZERO),
-        "hdr_len_outside": (f, v[:2] + (len(f) + 1,) + v[3:], S.GSO_HDR_LEN),
+        "hdr_len_outside": (f, v[:2] + (len(f) + 1,) + v[3:], S.VNET_HDR_LEN),
         "csum_start_outside": (f, v[:4] + (len(f) - 4, 16), S.VNET_CSUM_OUTSIDE),
         "csum_start_not_l4": (f, v[:4] + (30, 16), S.GSO_BAD_INPUT),
         "tcpv4_on_ipv6": (f6, (1, 1) + v6[2:], S.VNET_PROTO_MISMATCH),
         "uso_on_tcp": (f, (1, 5, 42, 1400, 34, 6), S.VNET_PROTO_MISMATCH),
         "uso_129_segments": (u, uv, S.VNET_TOO_MANY_SEGS),
-        "truncated_tcp_header": (f[:40], (1, 1, 0, 1448, 34, 16), S.TRUNC_L4),
-        "truncated_ip_header": (f[:25], (0, 1, 0, 1448, 0, 0), S.TRUNC_L3),
+        "truncated_tcp_header": (f[:40], (1, 1, 0, 1448, 34, 16), S.VNET_CSUM_OUTSIDE),
+        "truncated_ip_header": (f[:25], (0, 1, 0, 1448, 0, 0), S.VNET_PROTO_MISMATCH),
         "truncated_payload": (f[:3000], (0, 1, 0, 1448, 0, 0), S.TRUNC_PAYLOAD),
         "unknown_type": (f, (1, 2) + v[2:], S.VNET_BAD_GSO_TYPE),
-        "hdr_len_outside_truncated": (f[:40], (1, 1, 54, 1448, 34, 16), S.GSO_HDR_LEN),
+        "hdr_len_outside_truncated": (f[:40], (1, 1, 54, 1448, 34, 16), S.VNET_HDR_LEN),
         "ufo_not_multiple_of_8": super_packet(_payload(4000, 18), 1001, udp=True, ufo=True) + (S.GSO_BAD_INPUT,),
     }
 
