@@ -772,8 +772,9 @@ def _run(buf, off, length, meta, ts, src0,
                 if a >= 0:
                     _flush(a, FR_OTHER, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
                            sx, obuf, ow32, o2, ometa, st, P, C)
-            chk = keyed and P[P_VERIFY] != 0 and code != S.GRO_BAD_CSUM and code != S.GRO_L2_PAD \
-                and code != S.GRO_UDP_NO_CSUM and code != S.GRO_NOT_TCP_UDP and code != S.GRO_ALREADY_GSO
+            # Linux validates the L4 checksum only of frames that reach the TCP/UDP layer of
+            # GRO: those get DATA_VALID; IP-level refusals (options, padding...) do not
+            chk = P[P_VERIFY] != 0 and (code == S.GRO_FLUSH_FLAGS or code == S.GRO_PURE_ACK)
             _emit_raw(buf, w32, s, fl, meta, i, src0 + i, t, code, chk, obuf, ow32, o2, ometa, st, C)
             continue
         if stream and fl > P[P_SLOT]:
