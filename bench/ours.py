@@ -93,6 +93,134 @@ def _parse(w, frames):
     return run, "offload.parse.parse_batch: L2/L3/L4 offsets, protocols, lengths into meta"
 
 
+def _gso(w, frames):
+    try:
+        from offload import gso
+    except ImportError as e:
+        raise Unavailable(f"offload.gso not on this branch yet ({e})") from None
+    b = _batch(frames)
+    bursts = _bursts(b, w.burst)
+    mss = int(w.params["mss"])
+    udp = w.op == "uso4"
+    first = gso.segment(bursts[0], mss=mss, udp="uso", csum="full")
+    arena = first.arena
+    nseg = 0
+    for x in bursts:
+        r = gso.segment(x, mss=mss, udp="uso", csum="full", arena=arena)
+        if r.refused or len(r.out) == 0:
+            raise AssertionError(f"GSO refused the workload: {r.refused}")
+        nseg += len(r.out)
+
+    def run():
+        for x in bursts:
+            gso.segment(x, mss=mss, udp="uso", csum="full", arena=arena)
+    run.extra = {"out_units": nseg}
+    what = "USO datagrams" if udp else "TCP segments"
+    return run, (f"offload.gso.segment(mss={mss}, csum='full') per burst of {w.burst}: parse + flat {what} "
+                 "in a reused OutputArena, IPv4 header and L4 checksums written")
+
+
+def _gro(w, frames):
+    try:
+        from offload import gro
+    except ImportError as e:
+        raise Unavailable(f"offload.gro not on this branch yet ({e})") from None
+    b = _batch(frames)
+    bursts = _bursts(b, w.burst)
+    c = gro.Coalescer(max_burst=w.burst, csum="full", verify=True)
+    nout = sum(len(c.run(x)) for x in bursts)
+    if nout >= len(b) and w.params.get("flows", 1) * 2 <= w.burst:
+        raise AssertionError(f"GRO merged nothing ({nout} frames out of {len(b)})")
+
+    def run():
+        for x in bursts:
+            c.run(x)
+    run.extra = {"out_units": nout}
+    return run, (f"offload.gro.Coalescer(csum='full', verify=True).run per burst of {w.burst}: parse, IPv4+TCP "
+                 f"checksums of every input verified, merged, flushed as flat frames with full checksums "
+                 f"({nout} frames out)")
+
+
+def _gro_table(w, frames):
+    try:
+        from offload import gro
+    except ImportError as e:
+        raise Unavailable(f"offload.gro not on this branch yet ({e})") from None
+    b = _batch(frames)
+    bursts = _bursts(b, w.burst)
+    flows = int(w.params.get("flows", 1))
+    t = gro.GroTable(max_flows=max(flows, 64), max_held=8192, csum="full", verify=True)
+
+    def once():
+        n = 0
+        for x in bursts:
+            n += len(t.push(x))
+        return n + len(t.flush())
+    nout = once()
+
+    def run():
+        for x in bursts:
+            t.push(x)
+        t.flush()
+    run.extra = {"out_units": nout}
+    return run, (f"offload.gro.GroTable(max_flows={max(flows, 64)}, csum='full', verify=True): push per burst of "
+                 f"{w.burst}, one table across bursts, flush at the end; inputs verified, flat output with full "
+                 f"checksums ({nout} frames out)")
+
+
+def _ufo(w, frames):
+    try:
+        from offload import gso
+    except ImportError as e:
+        raise Unavailable(f"offload.gso not on this branch yet ({e})") from None
+    b = _batch(frames)
+    bursts = _bursts(b, w.burst)
+    mtu = 20 + 8 + int(w.params["mss"])
+    arena = gso.fragment_udp(bursts[0], mtu=mtu, csum="full").arena
+    nout = sum(len(gso.fragment_udp(x, mtu=mtu, csum="full", arena=arena).out) for x in bursts)
+
+    def run():
+        for x in bursts:
+            gso.fragment_udp(x, mtu=mtu, csum="full", arena=arena)
+    run.extra = {"out_units": nout}
+    return run, (f"offload.gso.fragment_udp(mtu={mtu}, csum='full'): UFO, IPv4 fragments as flat frames, UDP "
+                 "checksum over the whole datagram and IPv4 header checksums written (the form DPDK 22.11 does)")
+
+
+VARIANTS = {"gro4": [("offload-table", _gro_table)], "uso4": [("offload-ufo", _ufo)]}
+
+
+def prepare_variant(w, impl, frames):
+    """(callable, notes) for an extra form of ours (``VARIANTS``); raises :class:`Unavailable`."""
+    fn = dict(VARIANTS.get(w.op, []))[impl]
+    try:
+        return fn(w, frames)
+    except ImportError as e:
+        raise Unavailable(f"engine for {w.op} not importable: {e}") from None
+
+
+def _pcap(w, frames):
+    try:
+        from offload import pcap
+    except ImportError as e:
+        raise Unavailable(f"offload.pcap not on this branch yet ({e})") from None
+    from offload.parse import parse_batch
+    path = w.file
+
+    def once():
+        b = pcap.read(path)
+        parse_batch(b)
+        return b
+    b = once()
+    if len(b) != len(frames) or bytes(b.frame(len(b) - 1)) != frames[-1]:
+        raise AssertionError("offload.pcap read different frames")
+
+    def run():
+        once()
+    return run, ("offload.pcap.read (mmap of the file, page cache) + offload.parse.parse_batch of every frame, "
+                 "one call each for the whole file")
+
+
 def memcpy_ref(frames):
     """np.copyto of the same bytes (the frames' arena) into a preallocated array."""
     b = _batch(frames)
@@ -107,6 +235,9 @@ ADAPTERS = {
     "raw": _raw,
     "verify4": _csum, "verify6": _csum, "fill4": _csum, "fill6": _csum,
     "parse": _parse,
+    "gso4": _gso, "gso6": _gso, "uso4": _gso,
+    "gro4": _gro,
+    "pcap": _pcap,
 }
 
 

@@ -54,6 +54,9 @@ FORM = {
     ("uso", "dpdk-full"): "IP fragments (UFO), flat, IPv4 csums",
     ("uso", "kernel"): "skbs through veth, csums written, +1 syscall/super-pkt",
     ("uso", "scapy"): "IP fragments (UFO), bytes objects",
+    ("gro", "offload"): "inputs verified, flat output, csums written, per burst",
+    ("gro", "offload-table"): "inputs verified, flat output, csums written, table",
+    ("uso", "offload-ufo"): "IP fragments (UFO), flat, csums written",
     ("gro", "dpdk-bare"): "zero-copy chains, nothing verified or written, per burst",
     ("gro", "dpdk-table-bare"): "zero-copy chains, nothing verified, table across bursts",
     ("gro", "dpdk-full"): "inputs verified, flat output, csums written, per burst",
@@ -62,19 +65,22 @@ FORM = {
     ("parse", "offload"): "offsets/lengths into meta",
     ("parse", "dpkt"): "Python objects per layer",
     ("parse", "scapy"): "Python objects per layer",
+    ("pcap", "offload"): "mmap'd file -> batch view + offsets in meta",
+    ("pcap", "dpkt"): "file read + Python objects per layer",
+    ("pcap", "scapy"): "file read + Python objects per layer",
     (None, "memcpy-numpy"): "reference: np.copyto, same bytes",
     (None, "memcpy"): "reference: C memcpy, same bytes",
 }
-IMPL_ORDER = ["offload", "memcpy-numpy", "memcpy", "careful-c", "dpdk-bare", "dpdk-full", "dpdk-table-bare",
+IMPL_ORDER = ["offload", "offload-table", "offload-ufo", "memcpy-numpy", "memcpy", "careful-c", "dpdk-bare", "dpdk-full", "dpdk-table-bare",
               "dpdk-table-full", "kernel", "dpkt", "scapy"]
-IMPL_LABEL = {"offload": "offload (ours)", "memcpy-numpy": "np.copyto", "memcpy": "C memcpy",
+IMPL_LABEL = {"offload": "offload (ours)", "offload-table": "offload table", "offload-ufo": "offload UFO", "memcpy-numpy": "np.copyto", "memcpy": "C memcpy",
               "careful-c": "careful C", "dpdk-bare": "DPDK bare", "dpdk-full": "DPDK full",
               "dpdk-table-bare": "DPDK table bare", "dpdk-table-full": "DPDK table full",
               "kernel": "Linux kernel", "dpkt": "dpkt", "scapy": "scapy"}
 
 
 def _family(op: str) -> str:
-    for k in ("verify", "fill", "gso", "uso", "gro", "raw", "parse"):
+    for k in ("verify", "fill", "gso", "uso", "gro", "raw", "parse", "pcap"):
         if op.startswith(k):
             return k
     return op
@@ -155,7 +161,7 @@ def run_pytest(workdir: str, outdir: str, short: bool, suites: str, log,
         st = b["stats"]
         if "workload" in ei and "units" in ei:
             k = 1e9 / float(ei["units"])
-            rows.append({"peer": "ours" if ei["impl"] == "offload" else "numpy", "impl": ei["impl"],
+            rows.append({"peer": "ours" if ei["impl"].startswith("offload") else "numpy", "impl": ei["impl"],
                          "op": ei["op"], "workload": ei["workload"], "size": ei["size"],
                          "unit": ei.get("unit", "pkt"), "ns_per_pkt": st["median"] * k, "min": st["min"] * k,
                          "max": st["max"] * k, "iqr": st["iqr"] * k, "reps": st["rounds"],
@@ -317,17 +323,22 @@ def plot(rows, path: str) -> str | None:
         return None
     panels = [("raw", "raw sum (per span)"), ("verify", "verify IPv4+TCP checksums (burst 256)"),
               ("fill", "write IPv4+TCP checksums (burst 256)"), ("gso", "GSO TCP/IPv4 (per output segment)"),
-              ("gro", "GRO TCP/IPv4, 1 flow (per input frame)"), ("parse", "parse (per frame)")]
+              ("gro", "GRO TCP/IPv4, 1 flow (per input frame)"),
+              ("parse", "parse, and read pcap + parse (per frame, mixed sizes)")]
     panels = [p for p in panels if any(_family(r["op"]) == p[0] for r in rows)]
     if not panels:
         return None
     ncol = 3
     nrow = (len(panels) + ncol - 1) // ncol
     fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 4.0 * nrow), squeeze=False)
-    colors = {"offload": "C3", "memcpy-numpy": "0.55", "memcpy": "0.25", "careful-c": "C2", "dpdk-bare": "C0",
+    colors = {"offload": "C3", "offload-table": "tab:brown", "offload-ufo": "tab:pink", "memcpy-numpy": "0.55", "memcpy": "0.25", "careful-c": "C2", "dpdk-bare": "C0",
               "dpdk-full": "C9", "dpdk-table-bare": "C4", "dpdk-table-full": "C6", "kernel": "C1", "dpkt": "C5",
               "scapy": "C8"}
     for ax, (fam, title) in zip(axes.flat, panels):
+        if fam == "parse":
+            _bars(ax, [r for r in rows if _family(r["op"]) in ("parse", "pcap")], colors)
+            ax.set_title(title, fontsize=10)
+            continue
         sel = [r for r in rows if _family(r["op"]) == fam]
         if fam in ("verify", "fill"):
             sel = [r for r in sel if r["burst"] == 256 and r["op"].endswith("4")]
@@ -361,6 +372,22 @@ def plot(rows, path: str) -> str | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _bars(ax, sel, colors):
+    """Horizontal bars (log scale): one per (op, implementation)."""
+    sel = sorted(sel, key=lambda r: (r["op"], IMPL_ORDER.index(r["impl"]) if r["impl"] in IMPL_ORDER else 99))
+    labels = [f"{'read+parse' if r['op'] == 'pcap' else 'parse'}: {IMPL_LABEL.get(r['impl'], r['impl'])}"
+              for r in sel]
+    ys = list(range(len(sel)))[::-1]
+    ax.barh(ys, [r["ns_per_pkt"] for r in sel], color=[colors.get(r["impl"], "0.5") for r in sel],
+            xerr=[[min(r["iqr"] / 2, 0.5 * r["ns_per_pkt"]) for r in sel], [r["iqr"] / 2 for r in sel]],
+            capsize=2)
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("ns per frame", fontsize=8)
+    ax.grid(True, axis="x", which="both", alpha=0.25)
 
 
 # --- the whole run ---------------------------------------------------------------------------------

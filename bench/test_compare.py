@@ -58,6 +58,21 @@ def test_ours(benchmark, w):
     benchmark(run)
 
 
+VARIANTS = [(w, impl) for w in WORKLOADS for impl, _ in ours.VARIANTS.get(w.op, [])]
+
+
+@pytest.mark.parametrize("w,impl", VARIANTS, ids=[f"{w.name}-{impl}" for w, impl in VARIANTS])
+def test_ours_variant(benchmark, w, impl):
+    """Other forms of ours (GRO's streaming table, UFO) as their own rows."""
+    frames = _frames(w)
+    try:
+        run, notes = ours.prepare_variant(w, impl, frames)
+    except ours.Unavailable as e:
+        pytest.skip(str(e))
+    _info(benchmark, w, impl, notes, w.fnv, **getattr(run, "extra", {}))
+    benchmark(run)
+
+
 @pytest.mark.parametrize("w", WORKLOADS, ids=[w.name for w in WORKLOADS])
 def test_memcpy(benchmark, w):
     frames = _frames(w)

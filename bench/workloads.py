@@ -50,7 +50,7 @@ class Workload:
     """One measured data set.
 
     ``op`` is what is done to it (``raw``, ``verify4``, ``verify6``, ``fill4``,
-    ``fill6``, ``gso4``, ``gso6``, ``uso4``, ``gro4``, ``parse``); ``size`` the
+    ``fill6``, ``gso4``, ``gso6``, ``uso4``, ``gro4``, ``parse``, ``pcap``); ``size`` the
     frame length in bytes (see the module docstring); ``burst`` the number of
     frames handed over per call; ``params`` op parameters (``mss``, ``flows``).
     """
@@ -232,6 +232,8 @@ def build(short: bool = True) -> list[tuple[Workload, list[bytes]]]:
             mixed.append(tcp_frame(_payload(rng, 512), v6=True, flow=i % 64, seq=i))
     add(Workload("parse_mixed", "parse", 0, 0, 256,
                  label="parse Ethernet/IPv4|IPv6/TCP|UDP, mixed sizes, burst 256"), mixed)
+    add(Workload("pcap_mixed", "pcap", 0, 0, len(mixed),
+                 label="read a pcap file (page cache) and parse every frame"), mixed)
     return out
 
 
@@ -243,7 +245,7 @@ def materialize(workdir: str, short: bool = True) -> list[Workload]:
     for w, frames in build(short):
         w.file = os.path.join(workdir, w.name + ".pcap")
         w.fnv = fnv1a64(frames)
-        if w.op == "parse":
+        if w.op in ("parse", "pcap"):
             w.size = int(round(w.n_bytes / w.n_frames))
         tmp = w.file + ".tmp"
         write_pcap(tmp, frames)
