@@ -1084,7 +1084,7 @@ class GroTable:
                          timeout_ns, slot)
         self.C = np.zeros(C_N, np.int64)
         self.max_flows = int(max_flows)
-        held = int(max_held) if max_held is not None else max(64, min(max_flows * 64, 65536))
+        held = int(max_held) if max_held is not None else max(64, min(max_flows * 8, 16384))
         self.max_held = held
         self.agg, self.htab, self.afree, self.st = _new_agg(self.max_flows)
         self.sbuf = np.zeros(held * slot, np.uint8)
