@@ -52,7 +52,7 @@ class Direction:
         self.do_csum = bool((csum or gso) and not dst.accepts_gso)
         self.fix_needed = not dst.accepts_gso
         self.c = dict(rx=0, tx=0, rx_bytes=0, tx_bytes=0, gro_in=0, gro_out=0, gso_in=0, gso_out=0,
-                      csum_completed=0, drop_needs_gso=0, drop_needs_csum=0, drop_tx_full=0, drop_tx_refused=0)
+                      csum_completed=0, gso_refused=0, drop_needs_gso=0, drop_needs_csum=0, drop_tx_full=0, drop_tx_refused=0)
         self._gro = self._gso = None
         if self.do_gro:
             self._gro = _gro_engine(burst)
@@ -94,9 +94,12 @@ class Direction:
                 b = b.select(~gso)
             else:
                 k = int(gso.sum())
+                n_in = len(b)
+                before = self._gso.refused
                 b = self._gso(b)
+                self.c["gso_refused"] += self._gso.refused - before
                 self.c["gso_in"] += k
-                self.c["gso_out"] += len(b)
+                self.c["gso_out"] += len(b) - (n_in - k)
         partial = (b.meta["vnet_flags"] & vnet.F_NEEDS_CSUM) != 0
         if partial.any():
             if not self.do_csum:
@@ -130,25 +133,35 @@ class Direction:
 
 
 def _gro_engine(burst):
+    """Burst GRO with Linux's rules (``offload.gro.Coalescer``): the output is a view of the
+    coalescer's arena, valid until its next run -- the forwarder transmits it before that."""
     mod = _have("gro")
-    if mod is None:
-        raise RuntimeError("GRO requested but offload.gro is not available in this build")
-    return mod.shim_coalesce_fn(burst) if hasattr(mod, "shim_coalesce_fn") else _adapt_gro(mod, burst)
+    if mod is None or not hasattr(mod, "Coalescer"):
+        raise RuntimeError("GRO requested, but offload.gro (Coalescer) is not in this build")
+    co = mod.Coalescer(max_burst=burst, csum="partial")
+
+    def run(b):
+        return co.run(b)
+    run.counters = lambda: co.counters
+    return run
 
 
 def _gso_engine(burst):
+    """Segmentation from each frame's virtio header (``offload.gso.segment``, csum="full":
+    segments valid on the wire, and NEEDS_CSUM frames that need no cutting completed)."""
     mod = _have("gso")
-    if mod is None:
-        raise RuntimeError("GSO requested but offload.gso is not available in this build")
-    return _adapt_gso(mod, burst)
+    if mod is None or not hasattr(mod, "segment"):
+        raise RuntimeError("GSO requested, but offload.gso (segment) is not in this build")
+    from ..batch import OutputArena
+    # worst case per input frame: 64 KiB of payload cut into UDP_MAX_SEGMENTS (128) datagrams
+    arena = OutputArena(burst * (96 << 10), burst * 128)
 
-
-def _adapt_gro(mod, burst):
-    raise RuntimeError("offload.gro has no burst API the forwarder knows")
-
-
-def _adapt_gso(mod, burst):
-    raise RuntimeError("offload.gso has no burst API the forwarder knows")
+    def run(b):
+        r = mod.segment(b, use_vnet=True, csum="full", refused="drop", arena=arena)
+        run.refused += sum(r.refused.values())
+        return r.out
+    run.refused = 0
+    return run
 
 
 class Forwarder:
