@@ -52,15 +52,18 @@ class Direction:
         self.do_csum = bool((csum or gso) and not dst.accepts_gso)
         self.fix_needed = not dst.accepts_gso
         self.c = dict(rx=0, tx=0, rx_bytes=0, tx_bytes=0, gro_in=0, gro_out=0, gso_in=0, gso_out=0,
-                      csum_completed=0, gso_refused=0, drop_needs_gso=0, drop_needs_csum=0, drop_tx_full=0, drop_tx_refused=0)
-        self._gro = self._gso = None
+                      csum_completed=0, gso_refused=0, drop_needs_gso=0, drop_needs_csum=0, drop_tx_full=0)
+        self._gro = self._gso = self._complete = None
         if self.do_gro:
             self._gro = _gro_engine(burst)
         if self.do_gso:
             self._gso = _gso_engine(burst)
         if self.do_csum:
-            from ..csum import complete_batch
-            self._complete = complete_batch
+            from .. import csum as _csum
+            self._complete = getattr(_csum, "complete_batch", None)
+            if self._complete is None and self._gso is None:
+                raise RuntimeError("checksum completion requested, but offload.csum.complete_batch is not "
+                                   "in this build (GSO's full-checksum mode would do it: add --gso)")
 
     def step(self) -> int:
         """Move one burst. Returns the number of frames received."""
@@ -88,21 +91,25 @@ class Direction:
         """Make every frame something ``dst`` can take: segment, complete, or drop."""
         meta = b.meta
         gso = (meta["gso_type"] & 0x7F) != vnet.GSO_NONE
-        if gso.any():
-            if self._gso is None:
-                self.c["drop_needs_gso"] += int(gso.sum())
-                b = b.select(~gso)
-            else:
-                k = int(gso.sum())
-                n_in = len(b)
-                before = self._gso.refused
-                b = self._gso(b)
-                self.c["gso_refused"] += self._gso.refused - before
-                self.c["gso_in"] += k
-                self.c["gso_out"] += len(b) - (n_in - k)
+        partial = (meta["vnet_flags"] & vnet.F_NEEDS_CSUM) != 0
+        if self._gso is not None and (gso.any() or partial.any()):
+            # GSO in full-checksum mode cuts super-packets and completes partial
+            # checksums of the frames it passes: one pass over the burst
+            k = int(gso.sum())
+            n_in = len(b)
+            before = self._gso.refused
+            b = self._gso(b)
+            refused = self._gso.refused - before
+            self.c["gso_refused"] += refused
+            self.c["gso_in"] += k
+            self.c["gso_out"] += len(b) - (n_in - k - refused) if k else 0
+            self.c["csum_completed"] += int(partial.sum() - (partial & gso).sum())
+        elif gso.any():
+            self.c["drop_needs_gso"] += int(gso.sum())
+            b = b.select(~gso)
         partial = (b.meta["vnet_flags"] & vnet.F_NEEDS_CSUM) != 0
         if partial.any():
-            if not self.do_csum:
+            if self._complete is None:
                 self.c["drop_needs_csum"] += int(partial.sum())
                 b = b.select(~partial)
             else:
