@@ -614,6 +614,17 @@ class AfXdpPort(Port):
             self.kick(q)
         return int(taken)
 
+    def warm_up(self) -> None:
+        q = self.queues[0]
+        t = q.tx
+        z = np.zeros(0, np.int64)
+        from ..batch import new_meta
+        _tx(self.buf, z, z, new_meta(1)["status"][:0], t.prod, t.cons, t.d64, t.d32, t.size, self.buf,
+            self.chunk, self.max_descs, self.free_stack, self.fstate, self.ctl)
+        _release(z, self.free_stack, self.fstate, self.ctl)
+        self.reap()
+        self.rx_burst(0)
+
     def kick(self, q: _Queue | None = None) -> None:
         """sendto() until the kernel has consumed the TX ring (copy mode transmits only
         inside this call; EAGAIN = more to do, EBUSY = the device dropped one frame)."""

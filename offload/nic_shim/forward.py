@@ -65,6 +65,17 @@ class Direction:
                 raise RuntimeError("checksum completion requested, but offload.csum.complete_batch is not "
                                    "in this build (GSO's full-checksum mode would do it: add --gso)")
 
+    def warm_up(self) -> None:
+        """Compile every kernel of this direction now (a TCP super-packet and a plain frame
+        through the pipeline), so the first real frames do not wait for Numba."""
+        b = _warm_batch()
+        if self._gro is not None:
+            self._gro(b.compact())
+        if self._gso is not None:
+            self._gso(b.compact())
+        if self._complete is not None:
+            self._complete(b.compact())
+
     def step(self) -> int:
         """Move one burst. Returns the number of frames received."""
         b = self.src.rx_burst(self.burst)
@@ -171,6 +182,19 @@ def _gso_engine(burst):
     return run
 
 
+def _warm_batch():
+    import struct
+    from ..batch import PacketBatch
+    payload = bytes(300)
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 1, 0x4000, 64, 6, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    tcp = struct.pack(">HHIIBBHHH", 1000, 2000, 1, 1, 0x50, 0x18, 512, 0, 0)
+    eth = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
+    frame = eth + ip + tcp + payload
+    return PacketBatch.from_frames([frame, frame[:54]],
+                                   vnet=[(vnet.F_NEEDS_CSUM, vnet.GSO_TCPV4, 54, 100, 34, 16), (0, 0, 0, 0, 0, 0)])
+
+
 class Forwarder:
     """Forward frames between ports ``a`` and ``b`` in both directions.
 
@@ -186,6 +210,10 @@ class Forwarder:
         self.ab = Direction(a, b, gso, gro, csum, burst)
         self.ba = Direction(b, a, gso, gro, csum, burst)
         self.busy_poll = busy_poll
+        for d in (self.ab, self.ba):
+            d.warm_up()
+        for port in (a, b):
+            port.warm_up()
         self._stop = threading.Event()
         self.polls = 0
 

@@ -67,6 +67,9 @@ class Port:
     def stats(self) -> dict:
         return dict(self._stats)
 
+    def warm_up(self) -> None:
+        """Compile the port's kernels now rather than on the first burst."""
+
     def check_frames(self) -> dict:
         """Verify the port's buffer accounting; raise AssertionError on a leak.
 
