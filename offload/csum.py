@@ -20,7 +20,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import status as S
 from .batch import u32_view
+from .parse import parse_one
 
 _U64 = np.uint64
 _M16 = np.uint64(0xFFFF)
@@ -184,21 +186,529 @@ def pseudo_sum_v6(buf, l3, dst, proto, l4_len):
     return fold16(acc)
 
 
-def raw_sum(data, start: int = 0, length: int | None = None) -> int:
-    """RFC 1071 sum (folded, not inverted) of ``data[start:start+length]`` as an int.
+# --- incremental update (RFC 1624) ------------------------------------------
 
-    ``data`` is any bytes-like object or uint8 array. The span is read as
-    big-endian 16-bit words from its first byte; an odd last byte is padded
-    with zero.
+@njit(cache=True, nogil=True, inline="always")
+def csum_replace16(check, old, new):
+    """RFC 1624 eqn. 3: the new stored checksum after a 16-bit field changes from
+    ``old`` to ``new`` (big-endian field values as host ints): ``~(~check + ~old + new)``.
+
+    Unlike RFC 1141's ``check - ~old - new`` this never turns a correct 0x0000 into
+    0xFFFF. A UDP result of 0 must still be stored as 0xFFFF by the caller, and a UDP
+    checksum of 0 ("none", IPv4) must not be updated at all.
     """
-    buf = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data
+    c = csum_add(np.uint64(0xFFFF) ^ (np.uint64(check) & _M16), np.uint64(0xFFFF) ^ (np.uint64(old) & _M16))
+    c = csum_add(c, np.uint64(new) & _M16)
+    return np.uint64(0xFFFF) ^ c
+
+
+@njit(cache=True, nogil=True, inline="always")
+def csum_replace32(check, old, new):
+    """RFC 1624 for a 32-bit field (an IPv4 address, a TCP sequence number): both
+    16-bit halves replaced in one step; same conventions as :func:`csum_replace16`."""
+    old = np.uint64(old)
+    new = np.uint64(new)
+    c = csum_add(np.uint64(0xFFFF) ^ (np.uint64(check) & _M16), np.uint64(0xFFFF) ^ ((old >> np.uint64(16)) & _M16))
+    c = csum_add(c, np.uint64(0xFFFF) ^ (old & _M16))
+    c = csum_add(c, (new >> np.uint64(16)) & _M16)
+    c = csum_add(c, new & _M16)
+    return np.uint64(0xFFFF) ^ c
+
+
+@njit(cache=True, nogil=True, inline="always")
+def csum_fold(partial):
+    """Linux ``csum_fold``: fold an unfolded partial sum (any uint64) to 16 bits **and
+    invert it** -- the value to store in a header. (:func:`fold16` folds without
+    inverting, like DPDK's ``__rte_raw_cksum_reduce``.)"""
+    return np.uint64(0xFFFF) ^ fold16(partial)
+
+
+# --- per-frame helpers for the batch kernels ---------------------------------
+
+@njit(cache=True, nogil=True, inline="always")
+def _be16(buf, i):
+    return (np.uint64(buf[i]) << np.uint64(8)) | np.uint64(buf[i + 1])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store16(buf, i, v):
+    buf[i] = np.uint8((v >> np.uint64(8)) & np.uint64(0xFF))
+    buf[i + 1] = np.uint8(v & np.uint64(0xFF))
+
+
+# L4 kinds the engine checksums
+K_NONE = 0
+K_TCP = 1
+K_UDP = 2
+K_ICMP4 = 3
+K_ICMP6 = 4
+
+
+@njit(cache=True, nogil=True)
+def l4_plan(buf, s, n, meta, i):
+    """Whether frame ``i`` (``buf[s:s+n]``, already parsed into ``meta[i]``) has an L4
+    checksum this engine computes, from the parser's layout.
+
+    Returns ``(code, kind, l4, l4_len)``: ``code`` is 0 when the checksum covers the
+    frame bytes ``[l4, l4 + l4_len)`` (``l4`` relative to the frame; the field is at
+    ``l4 + field_offset(kind)``), else the CSUM_* reason it cannot be computed. Every
+    offset is re-checked against ``n``, so a caller-supplied (unparsed, corrupt)
+    ``meta`` cannot cause an out-of-bounds access.
+    """
+    m = meta[i]
+    st = np.int64(m.status)
+    l3p = np.int64(m.l3_proto)
+    if l3p != 0x0800 and l3p != 0x86DD:
+        if st != S.OK and st != S.NOT_IP:
+            return S.CSUM_SKIP_TRUNC, K_NONE, 0, 0
+        return S.CSUM_SKIP_PROTO, K_NONE, 0, 0
+    if np.int64(m.pflags) & S.PF_FRAG:
+        return S.CSUM_SKIP_FRAG, K_NONE, 0, 0
+    if st != S.OK:
+        return S.CSUM_SKIP_TRUNC, K_NONE, 0, 0
+    proto = np.int64(m.l4_proto)
+    hmin = 8
+    if proto == 6:
+        kind = K_TCP
+        hmin = 20
+    elif proto == 17:
+        kind = K_UDP
+    elif proto == 1 and l3p == 0x0800:
+        kind = K_ICMP4
+    elif proto == 58 and l3p == 0x86DD:
+        kind = K_ICMP6
+        hmin = 4
+    else:
+        return S.CSUM_SKIP_PROTO, K_NONE, 0, 0
+    l4 = np.int64(m.l4_off)
+    end = np.int64(m.l3_end)
+    l3 = np.int64(m.l3_off)
+    dst = np.int64(m.dst_off)
+    if l3 < 0 or l4 < l3 or end > n or l4 + hmin > end:
+        return S.CSUM_SKIP_TRUNC, K_NONE, 0, 0
+    if l3p == 0x0800:
+        if l3 + 20 > l4:
+            return S.CSUM_SKIP_TRUNC, K_NONE, 0, 0
+    elif l3 + 40 > l4 or dst < l3 or dst + 16 > n:
+        return S.CSUM_SKIP_TRUNC, K_NONE, 0, 0
+    ln = end - l4
+    if kind == K_UDP:
+        # the checksum covers the UDP length, not trailing IP payload; 0 = jumbo/USO
+        ulen = np.int64(_be16(buf, s + l4 + 4))
+        if ulen != 0:
+            if ulen < 8 or ulen > ln:
+                return S.CSUM_SKIP_TRUNC, K_NONE, 0, 0
+            ln = ulen
+    return 0, kind, l4, ln
+
+
+@njit(cache=True, nogil=True, inline="always")
+def field_offset(kind):
+    """Offset of the checksum field from the L4 header start, for an ``l4_plan`` kind."""
+    if kind == K_TCP:
+        return 16
+    if kind == K_UDP:
+        return 6
+    return 2
+
+
+@njit(cache=True, nogil=True)
+def _pseudo_acc(buf, w32, s, meta, i, l4abs):
+    """Addresses of the pseudo-header as an accumulator in the parity of ``l4abs``.
+
+    Both addresses sit an even number of bytes before the L4 header (IPv4: 12+8 vs
+    IHL*4; IPv6: 8/24 vs 40+8k; a routing header's final address at 8+16k inside it),
+    so their absolute-parity accumulators combine directly with the L4 span's."""
+    m = meta[i]
+    l3 = s + np.int64(m.l3_off)
+    if np.int64(m.l3_proto) == 0x0800:
+        return acc_span(buf, w32, l3 + 12, 8)
+    return acc_span(buf, w32, l3 + 8, 16) + acc_span(buf, w32, s + np.int64(m.dst_off), 16)
+
+
+@njit(cache=True, nogil=True)
+def l4_sum(buf, w32, s, meta, i, kind, l4, ln):
+    """Folded sum (not inverted) of the L4 span plus its pseudo-header (none for ICMP),
+    as planned by :func:`l4_plan`; the checksum field is included as it is."""
+    l4abs = s + l4
+    acc = acc_span(buf, w32, l4abs, ln)
+    if kind != K_ICMP4:
+        acc += _pseudo_acc(buf, w32, s, meta, i, l4abs)
+    total = acc_to_sum(acc, l4abs)
+    if kind == K_ICMP4:
+        return total
+    proto = np.uint64(meta[i].l4_proto)
+    return fold16(total + proto + np.uint64(ln & 0xFFFF) + np.uint64((ln >> 16) & 0xFFFF))
+
+
+@njit(cache=True, nogil=True)
+def pseudo_sum(buf, w32, s, meta, i, ln):
+    """Folded pseudo-header sum of frame ``i`` with upper-layer length ``ln``."""
+    m = meta[i]
+    l4abs = s + np.int64(m.l4_off)
+    acc = _pseudo_acc(buf, w32, s, meta, i, l4abs)
+    return fold16(acc_to_sum(acc, l4abs) + np.uint64(m.l4_proto) + np.uint64(ln & 0xFFFF)
+                  + np.uint64((ln >> 16) & 0xFFFF))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _same16(a, b):
+    """Equal as one's-complement numbers (0x0000 and 0xFFFF are both zero)."""
+    return a == b or (a == 0 and b == 0xFFFF) or (a == 0xFFFF and b == 0)
+
+
+# detail columns written by verify_frames / fill_frames
+D_IP = 0          # IPv4 header verdict (OK or CSUM_*)
+D_L4 = 1          # L4 verdict
+D_IP_FOUND = 2    # IPv4 header checksum in the frame (-1: none)
+D_IP_WANT = 3     # the correct value
+D_L4_FOUND = 4
+D_L4_WANT = 5
+D_COLS = 6
+
+
+@njit(cache=True, nogil=True)
+def _ipv4_hdr_ok(meta, i, n):
+    m = meta[i]
+    l3 = np.int64(m.l3_off)
+    hl = np.int64(m.l3_hdr_len)
+    return np.int64(m.l3_proto) == 0x0800 and hl >= 20 and l3 >= 0 and l3 + hl <= n
+
+
+@njit(cache=True, nogil=True)
+def verify_one(buf, w32, s, n, meta, i, detail):
+    """Verify frame ``i`` (parsed); fill ``detail[i]``; return the overall CSUM_* code."""
+    ip = S.CSUM_NA
+    ipf = -1
+    ipw = -1
+    if _ipv4_hdr_ok(meta, i, n):
+        l3 = s + np.int64(meta[i].l3_off)
+        tot = acc_to_sum(acc_span(buf, w32, l3, np.int64(meta[i].l3_hdr_len)), l3)
+        found = _be16(buf, l3 + 10)
+        ipf = np.int64(found)
+        if tot == 0xFFFF:
+            ip = S.OK
+            ipw = ipf
+        else:
+            ip = S.CSUM_BAD_IP
+            ipw = np.int64(np.uint64(0xFFFF) ^ csum_sub(tot, found))
+    code, kind, l4, ln = l4_plan(buf, s, n, meta, i)
+    l4f = -1
+    l4w = -1
+    if code == 0:
+        fo = field_offset(kind)
+        found = _be16(buf, s + l4 + fo)
+        l4f = np.int64(found)
+        if kind == K_UDP and found == 0 and np.int64(meta[i].l3_proto) == 0x0800:
+            code = S.CSUM_NONE
+        else:
+            tot = l4_sum(buf, w32, s, meta, i, kind, l4, ln)
+            want = np.uint64(0xFFFF) ^ csum_sub(tot, found)
+            if kind == K_UDP and want == 0:
+                want = np.uint64(0xFFFF)
+            l4w = np.int64(want)
+            if kind == K_UDP and found == 0:
+                code = S.CSUM_UDP_ZERO_V6
+            elif tot == 0xFFFF:
+                code = S.OK
+            else:
+                code = S.CSUM_BAD_L4
+                if kind == K_TCP or kind == K_UDP:
+                    # CHECKSUM_PARTIAL capture: the field holds the pseudo-header sum
+                    # (Linux: with the L4 length; DPDK TSO: with length 0), or its inverse
+                    p = pseudo_sum(buf, w32, s, meta, i, ln)
+                    p0 = pseudo_sum(buf, w32, s, meta, i, 0)
+                    if (_same16(found, p) or _same16(found, np.uint64(0xFFFF) ^ p)
+                            or _same16(found, p0) or _same16(found, np.uint64(0xFFFF) ^ p0)):
+                        code = S.CSUM_PARTIAL
+    detail[i, D_IP] = ip
+    detail[i, D_L4] = code
+    detail[i, D_IP_FOUND] = ipf
+    detail[i, D_IP_WANT] = ipw
+    detail[i, D_L4_FOUND] = l4f
+    detail[i, D_L4_WANT] = l4w
+    if ip == S.CSUM_BAD_IP:
+        return S.CSUM_BAD_IP
+    return code
+
+
+@njit(cache=True, nogil=True)
+def verify_frames(buf, w32, off, length, meta, detail, parse):
+    """Batch verify kernel. ``parse``: run the parser first (else trust ``meta``).
+
+    Writes ``meta.csum`` (overall verdict), ``meta.status`` (the same, except that a
+    malformed frame keeps its parser code), ``detail`` (int32, ``(n, D_COLS)``) and the
+    DATA_VALID bit of ``meta.vnet_flags`` (set when good or UDP/IPv4 without checksum,
+    cleared when bad or partial, untouched when not checked). Returns the number of
+    frames found bad (BAD_IP, BAD_L4, UDP_ZERO_V6; partial is not counted)."""
+    bad = 0
+    nbuf = buf.shape[0]
+    for i in range(off.shape[0]):
+        s = off[i]
+        n = length[i]
+        if s < 0 or n < 0 or s + n > nbuf:
+            meta[i].status = S.TRUNC_L2
+            meta[i].l3_proto = 0
+            n = 0
+            s = 0
+        elif parse:
+            parse_one(buf, s, n, meta, i)
+        code = verify_one(buf, w32, s, n, meta, i, detail)
+        m = meta[i]
+        m.csum = code
+        if code != S.CSUM_SKIP_TRUNC:
+            m.status = code
+        if code == S.OK or code == S.CSUM_NONE:
+            m.vnet_flags |= 2
+        elif code == S.CSUM_BAD_IP or code == S.CSUM_BAD_L4 or code == S.CSUM_UDP_ZERO_V6 or code == S.CSUM_PARTIAL:
+            m.vnet_flags &= 0xFD
+            if code != S.CSUM_PARTIAL:
+                bad += 1
+    return bad
+
+
+@njit(cache=True, nogil=True)
+def fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none):
+    """Compute and store the IPv4 header and L4 checksums of frame ``i`` (parsed).
+    ``detail`` gets the old values (FOUND) and the stored ones (WANT). Returns OK when
+    every checksum the frame has was written, else the reason one was left alone."""
+    ip = S.CSUM_NA
+    ipf = -1
+    ipw = -1
+    if _ipv4_hdr_ok(meta, i, n):
+        l3 = s + np.int64(meta[i].l3_off)
+        ipf = np.int64(_be16(buf, l3 + 10))
+        buf[l3 + 10] = 0
+        buf[l3 + 11] = 0
+        v = np.uint64(0xFFFF) ^ acc_to_sum(acc_span(buf, w32, l3, np.int64(meta[i].l3_hdr_len)), l3)
+        _store16(buf, l3 + 10, v)
+        ipw = np.int64(v)
+        ip = S.OK
+    code, kind, l4, ln = l4_plan(buf, s, n, meta, i)
+    l4f = -1
+    l4w = -1
+    if code == 0:
+        fa = s + l4 + field_offset(kind)
+        old = _be16(buf, fa)
+        l4f = np.int64(old)
+        if kind == K_UDP and old == 0 and keep_udp_none and np.int64(meta[i].l3_proto) == 0x0800:
+            code = S.CSUM_NONE
+            l4w = 0
+        else:
+            buf[fa] = 0
+            buf[fa + 1] = 0
+            v = np.uint64(0xFFFF) ^ l4_sum(buf, w32, s, meta, i, kind, l4, ln)
+            if kind == K_UDP and v == 0:
+                v = np.uint64(0xFFFF)
+            _store16(buf, fa, v)
+            l4w = np.int64(v)
+            code = S.OK
+            meta[i].vnet_flags &= 0xFE      # no longer partial
+    detail[i, D_IP] = ip
+    detail[i, D_L4] = code
+    detail[i, D_IP_FOUND] = ipf
+    detail[i, D_IP_WANT] = ipw
+    detail[i, D_L4_FOUND] = l4f
+    detail[i, D_L4_WANT] = l4w
+    if code == S.CSUM_NONE and ip == S.OK:
+        return S.OK
+    return code
+
+
+@njit(cache=True, nogil=True)
+def fill_frames(buf, w32, off, length, meta, detail, parse, keep_udp_none):
+    """Batch fill kernel (see :func:`fill_one`). Writes ``meta.csum``/``meta.status``
+    like :func:`verify_frames`; sets DATA_VALID for fully filled frames. Returns the
+    number of frames with every checksum written."""
+    done = 0
+    nbuf = buf.shape[0]
+    for i in range(off.shape[0]):
+        s = off[i]
+        n = length[i]
+        if s < 0 or n < 0 or s + n > nbuf:
+            meta[i].status = S.TRUNC_L2
+            meta[i].l3_proto = 0
+            n = 0
+            s = 0
+        elif parse:
+            parse_one(buf, s, n, meta, i)
+        code = fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none)
+        m = meta[i]
+        m.csum = code
+        if code != S.CSUM_SKIP_TRUNC:
+            m.status = code
+        if code == S.OK:
+            m.vnet_flags |= 2
+            done += 1
+    return done
+
+
+@njit(cache=True, nogil=True)
+def complete_frames(buf, w32, off, length, meta):
+    """Software completion of CHECKSUM_PARTIAL frames (Linux ``skb_checksum_help``).
+
+    For every frame whose ``meta.vnet_flags`` has NEEDS_CSUM: check that
+    ``csum_start + csum_offset + 2 <= len``, sum from ``csum_start`` to the end of
+    the frame (the field holds the pseudo-header sum, so it is included), store the
+    inverted sum big-endian at ``csum_start + csum_offset`` (0 stored as 0xFFFF, as
+    Linux does for every protocol) and clear NEEDS_CSUM. A frame whose offsets fall
+    outside it gets CSUM_BAD_START and is left unchanged. Frames without NEEDS_CSUM
+    are not touched. Returns the number completed."""
+    done = 0
+    nbuf = buf.shape[0]
+    for i in range(off.shape[0]):
+        m = meta[i]
+        if (np.int64(m.vnet_flags) & 1) == 0:
+            continue
+        s = off[i]
+        n = length[i]
+        cs = np.int64(m.csum_start)
+        co = np.int64(m.csum_offset)
+        if s < 0 or n < 0 or s + n > nbuf or cs + co + 2 > n:
+            m.csum = S.CSUM_BAD_START
+            m.status = S.CSUM_BAD_START
+            continue
+        a = s + cs
+        v = np.uint64(0xFFFF) ^ acc_to_sum(acc_span(buf, w32, a, n - cs), a)
+        if v == 0:
+            v = np.uint64(0xFFFF)
+        _store16(buf, a + co, v)
+        m.vnet_flags &= 0xFE
+        m.csum = S.OK
+        m.status = S.OK
+        done += 1
+    return done
+
+
+# --- Python API (one call per burst) ------------------------------------------
+
+def _as_u8(data) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8 or data.ndim != 1:
+            raise TypeError("need a 1-D uint8 array")
+        return data
+    return np.frombuffer(data, np.uint8)
+
+
+def raw_sum(data, start: int = 0, length: int | None = None, fold: bool = True) -> int:
+    """RFC 1071 sum of ``data[start:start+length]`` (not inverted), as an int.
+
+    ``data`` is any bytes-like object or 1-D uint8 array. The span is read as
+    big-endian 16-bit words from its first byte; an odd last byte is padded with
+    zero. With ``fold=True`` (default) the result is folded to 0..0xFFFF; with
+    ``fold=False`` it is a 32-bit unfolded partial sum (like Linux's ``__wsum``),
+    congruent to the folded one modulo 0xFFFF, to combine with :func:`csum_add`
+    (partials of spans that start an odd number of bytes into the combined span go
+    in byte-swapped: :func:`csum_add_at`), then :func:`fold16` / :func:`csum_fold`.
+    """
+    buf = _as_u8(data)
     if length is None:
         length = buf.size - start
     if start < 0 or length < 0 or start + length > buf.size:
-        raise ValueError("span outside the buffer")
-    return int(sum_span(buf, u32_view(buf), start, length))
+        raise ValueError(f"span [{start}, {start}+{length}) outside a buffer of {buf.size} bytes")
+    acc = int(acc_span(buf, u32_view(buf), start, length))
+    if fold:
+        return int(acc_to_sum(np.uint64(acc), start))
+    while acc >> 32:
+        acc = (acc & 0xFFFFFFFF) + (acc >> 32)
+    if not start & 1:
+        # absolute parity -> relative to the span: rotating every 16-bit lane by a
+        # byte is multiplying by 2**8 modulo 0xFFFF
+        acc <<= 8
+        while acc >> 32:
+            acc = (acc & 0xFFFFFFFF) + (acc >> 32)
+    return acc
 
 
 def checksum(data) -> int:
     """The Internet checksum (inverted sum) of ``data``, as stored in a header."""
     return (~raw_sum(data)) & 0xFFFF
+
+
+class CsumResult:
+    """What a batch verify / fill found, per frame (arrays of length ``n``).
+
+    ``status``: overall CSUM_* / OK code (also in ``meta['csum']``); ``ip`` and ``l4``:
+    per-layer codes; ``ip_found``/``ip_want`` and ``l4_found``/``l4_want``: the
+    checksum in the frame and the correct one (fill: the value before and the value
+    stored), big-endian field values as ints, -1 where the layer has none.
+    """
+
+    __slots__ = ("status", "detail", "count")
+
+    def __init__(self, status: np.ndarray, detail: np.ndarray, count: int):
+        self.status = status
+        self.detail = detail
+        self.count = count
+
+    ip = property(lambda self: self.detail[:, D_IP])
+    l4 = property(lambda self: self.detail[:, D_L4])
+    ip_found = property(lambda self: self.detail[:, D_IP_FOUND])
+    ip_want = property(lambda self: self.detail[:, D_IP_WANT])
+    l4_found = property(lambda self: self.detail[:, D_L4_FOUND])
+    l4_want = property(lambda self: self.detail[:, D_L4_WANT])
+
+    def __len__(self) -> int:
+        return int(self.status.shape[0])
+
+    def summary(self) -> dict[str, int]:
+        """Frame count per overall verdict name (``status.NAMES``)."""
+        codes, counts = np.unique(self.status, return_counts=True)
+        return {S.NAMES.get(int(c), str(int(c))): int(k) for c, k in zip(codes, counts)}
+
+    def bad(self) -> np.ndarray:
+        """Indices of frames with a wrong checksum (IPv4 header, L4, UDP 0 over IPv6)."""
+        st = self.status
+        return np.flatnonzero((st == S.CSUM_BAD_IP) | (st == S.CSUM_BAD_L4) | (st == S.CSUM_UDP_ZERO_V6))
+
+    def __repr__(self) -> str:
+        return f"CsumResult({self.summary()})"
+
+
+def _detail_for(batch, detail):
+    n = len(batch)
+    if detail is None or detail.shape[0] < n:
+        return np.empty((n, D_COLS), np.int32)
+    return detail[:n]
+
+
+def verify_batch(batch, parse: bool = True, detail: np.ndarray | None = None) -> CsumResult:
+    """Verify the IPv4 header and TCP/UDP/ICMP/ICMPv6 checksums of every frame.
+
+    ``parse=False`` trusts ``batch.meta`` from an earlier :func:`offload.parse.parse_batch`
+    (offsets are still bounds-checked). ``detail`` (int32 ``(>=n, 6)``) may be passed
+    in to reuse memory across bursts. Per-frame verdicts go to ``meta['csum']`` and
+    ``meta['status']``; good frames get DATA_VALID in ``meta['vnet_flags']``.
+    ``result.count`` is the number of bad frames (partial ones not included).
+    """
+    d = _detail_for(batch, detail)
+    if len(batch) == 0:
+        return CsumResult(batch.meta["csum"].copy(), d, 0)
+    bad = verify_frames(batch.buf, batch.w32, batch.off, batch.len, batch.meta, d, parse)
+    return CsumResult(batch.meta["csum"], d, int(bad))
+
+
+def fill_batch(batch, parse: bool = True, keep_udp_none: bool = True,
+               detail: np.ndarray | None = None) -> CsumResult:
+    """Compute and store, in place, the IPv4 header checksum and the L4 checksum of
+    every frame that has them (a UDP result of 0 is stored as 0xFFFF).
+
+    ``keep_udp_none``: leave UDP/IPv4 datagrams sent without a checksum (field 0) as
+    they are. Frames that are truncated, fragments or of an unknown protocol keep
+    their L4 bytes; ``result.status`` says why. ``result.count`` is the number of
+    frames with every checksum written. NEEDS_CSUM is cleared on filled frames.
+    """
+    d = _detail_for(batch, detail)
+    if len(batch) == 0:
+        return CsumResult(batch.meta["csum"].copy(), d, 0)
+    done = fill_frames(batch.buf, batch.w32, batch.off, batch.len, batch.meta, d, parse, keep_udp_none)
+    return CsumResult(batch.meta["csum"], d, int(done))
+
+
+def complete_batch(batch) -> int:
+    """Complete every NEEDS_CSUM frame of ``batch`` in place, as Linux's
+    ``skb_checksum_help`` (see :func:`complete_frames`). Returns the number completed;
+    frames with bad offsets get ``meta['csum'] == CSUM_BAD_START``."""
+    if len(batch) == 0:
+        return 0
+    return int(complete_frames(batch.buf, batch.w32, batch.off, batch.len, batch.meta))

@@ -67,6 +67,7 @@ CSUM_SKIP_TRUNC = 101     # not checked: frame truncated or malformed
 CSUM_UDP_ZERO_V6 = 102    # UDP over IPv6 with checksum 0 (an error, RFC 8200)
 CSUM_NONE = 103           # UDP over IPv4 with checksum 0 ("no checksum"), nothing to verify
 CSUM_BAD_START = 104      # NEEDS_CSUM with csum_start/offset outside the frame
+CSUM_NA = 105             # no checksum at this layer (IPv6 header, non-IP frame)
 
 # --- GSO (128-191) -------------------------------------------------------
 GSO_PASS = 128            # needed no segmentation; copied through unchanged
@@ -165,6 +166,7 @@ _DESCRIPTIONS = {
     CSUM_UDP_ZERO_V6: "UDP checksum 0 over IPv6",
     CSUM_NONE: "UDP over IPv4 without checksum",
     CSUM_BAD_START: "csum_start/csum_offset outside the frame",
+    CSUM_NA: "no checksum at this layer",
     GSO_PASS: "no segmentation needed",
     GSO_SEGMENTED: "segmented",
     GSO_NOT_SUPPORTED: "not a TCP/UDP super-packet this engine segments",
