@@ -269,6 +269,9 @@ def text_table(rows, skipped, info) -> str:
            f"DPDK {info['dpdk'] or 'not installed'}",
            "ns/pkt = median over repetitions (unit 'seg' = per output segment); spread = IQR/median; "
            "x ours = that row / our row, same run. '!' = peer loaded different frames.", ""]
+    out += ["Summary: ns per packet (ours with its spread; peers with peer/ours in brackets, above 1x we are",
+            "faster). Forms differ per column; the detailed table below says what each row's output is.", "",
+            wide_text(rows), "", "Detailed:", ""]
     hdr = f"{'workload':<22} {'unit':<4} {'implementation':<16} {'ns/pkt':>9} {'spread':>7} {'x ours':>7}  what is measured"
     out += [hdr, "-" * len(hdr)]
     last = None
@@ -276,7 +279,7 @@ def text_table(rows, skipped, info) -> str:
         if last and r["workload"] != last:
             out.append("")
         last = r["workload"]
-        x = f"{r['x_ours']:.2f}" if r["x_ours"] is not None else "-"
+        x = _fmt_x(r["x_ours"]) if r["x_ours"] is not None else "-"
         flag = "" if r["same_frames"] else " !"
         out.append(f"{r['workload']:<22} {r['unit']:<4} {IMPL_LABEL.get(r['impl'], r['impl']):<16} "
                    f"{_fmt_ns(r['ns_per_pkt']):>9} {r['spread_pct']:>6.1f}% {x:>7}  {r['form']}{flag}")
@@ -291,11 +294,59 @@ def text_table(rows, skipped, info) -> str:
     return "\n".join(out)
 
 
+WIDE_COLS = ["offload", "memcpy-numpy", "memcpy", "careful-c", "dpdk-full", "dpdk-bare", "kernel", "dpkt", "scapy"]
+
+
+def wide_rows(rows) -> list[list[str]]:
+    """One line per (workload, unit): our ns/pkt with its spread, then each peer's ns/pkt
+    with its ratio to ours (peer / ours: above 1 we are faster)."""
+    keys = []
+    for r in rows:
+        k = (r["workload"], r["unit"])
+        if k not in keys:
+            keys.append(k)
+    out = []
+    for wl, unit in keys:
+        cells = {r["impl"]: r for r in rows if r["workload"] == wl and r["unit"] == unit}
+        line = [wl, unit]
+        for c in WIDE_COLS:
+            r = cells.get(c)
+            if r is None:
+                line.append("-")
+            elif c == "offload":
+                line.append(f"{_fmt_ns(r['ns_per_pkt'])} ±{r['spread_pct']:.0f}%")
+            elif r["x_ours"] is not None:
+                line.append(f"{_fmt_ns(r['ns_per_pkt'])} ({_fmt_x(r['x_ours'])})")
+            else:
+                line.append(_fmt_ns(r["ns_per_pkt"]))
+        out.append(line)
+    return out
+
+
+def _fmt_x(x: float) -> str:
+    return f"{x:.2f}x" if x < 10 else f"{x:.0f}x"
+
+
+def wide_text(rows) -> str:
+    head = ["workload", "unit"] + [IMPL_LABEL[c] for c in WIDE_COLS]
+    body = wide_rows(rows)
+    widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
+    fmt = lambda cols: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cols, widths)))
+    return "\n".join([fmt(head), "-" * (sum(widths) + 2 * len(widths))] + [fmt(b) for b in body])
+
+
+def wide_markdown(rows) -> str:
+    head = ["workload", "unit"] + [IMPL_LABEL[c] for c in WIDE_COLS]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * len(WIDE_COLS)]
+    out += ["| " + " | ".join(b) + " |" for b in wide_rows(rows)]
+    return "\n".join(out)
+
+
 def markdown_table(rows) -> str:
     out = ["| workload | unit | implementation | ns/pkt | spread (IQR) | × ours | output / what is measured |",
            "|---|---|---|---:|---:|---:|---|"]
     for r in rows:
-        x = f"{r['x_ours']:.2f}" if r["x_ours"] is not None else "–"
+        x = _fmt_x(r["x_ours"]) if r["x_ours"] is not None else "–"
         out.append(f"| {r['workload']} | {r['unit']} | {IMPL_LABEL.get(r['impl'], r['impl'])} | "
                    f"{_fmt_ns(r['ns_per_pkt'])} | {r['spread_pct']:.1f}% | {x} | {r['form'] or r['notes']} |")
     return "\n".join(out)
@@ -360,6 +411,11 @@ def plot(rows, path: str) -> str | None:
                         ls="--" if impl.startswith("memcpy") else "-")
         ax.set_title(title, fontsize=10)
         ax.set_xscale("log")
+        ticks = sorted({(r["burst"] if fam == "gro" else r["size"]) for r in sel})
+        if 0 < len(ticks) <= 4:
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([str(t) for t in ticks], fontsize=8)
+            ax.minorticks_off()
         ax.set_yscale("log")
         ax.set_xlabel("burst (frames)" if fam == "gro" else "frame / span size (bytes)", fontsize=8)
         ax.set_ylabel("ns per packet" if fam != "gso" else "ns per segment", fontsize=8)
@@ -393,7 +449,7 @@ def _bars(ax, sel, colors):
 # --- the whole run ---------------------------------------------------------------------------------
 
 def run(outdir: str, short: bool = True, suites: str = "compare", peers=("c", "dpdk", "dpkt", "scapy", "kernel"),
-        only: str | None = None, log=print) -> dict:
+        only: str | None = None, log=print, command: str | None = None) -> dict:
     os.makedirs(outdir, exist_ok=True)
     t_start = time.time()
     info = machine()
@@ -444,7 +500,7 @@ def run(outdir: str, short: bool = True, suites: str = "compare", peers=("c", "d
     mism = [r for r in rows if not r["same_frames"]]
     for r in mism:
         log(f"WARNING: {r['impl']} on {r['workload']} loaded different frames (hash {r.get('fnv')})")
-    result = {"machine": info, "command": " ".join(sys.argv), "short": short, "rows": rows, "skipped": skipped,
+    result = {"machine": info, "command": command or " ".join(sys.argv), "short": short, "rows": rows, "skipped": skipped,
               "engine_suites": others, "seconds": round(time.time() - t_start, 1),
               "workloads": [asdict(w) for w in ws]}
     with open(os.path.join(outdir, "results.json"), "w") as f:
@@ -491,9 +547,17 @@ def results_md(result: dict, plot_name: str = "bench.png") -> str:
         "",
         f"![ns per packet against size]({plot_name})",
         "",
-        "## Table",
+        "## Summary",
         "",
-        "Unit `pkt` = per input frame (per super-packet for GSO), `seg` = per output segment.",
+        "ns per packet; ours with its spread, each peer with peer / ours in brackets (above 1x we are faster).",
+        "Unit `pkt` = per input frame (per super-packet for GSO), `seg` = per output segment. The columns do",
+        "not all do the same work: *DPDK full* and *careful C* produce what we produce (flat frames, checksums",
+        "verified/written); *DPDK bare* is DPDK's zero-copy form that checks and writes no checksums; *kernel*",
+        "includes a syscall per packet; see the detailed table for each row's exact output.",
+        "",
+        wide_markdown(rows),
+        "",
+        "## Detailed table",
         "",
         markdown_table(rows),
         "",

@@ -62,7 +62,9 @@ def main(args) -> int:
 
     out = args.out or os.path.join(root, "bench", "out")
     log = (lambda m: print(m, file=sys.stderr)) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
-    result = runner.run(out, short=not args.full, suites=args.suites, peers=peers, only=args.only, log=log)
+    command = "offload bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 and sys.argv[1] == "bench" else None
+    result = runner.run(out, short=not args.full, suites=args.suites, peers=peers, only=args.only, log=log,
+                        command=command)
     if args.markdown:
         md_dir = os.path.dirname(os.path.abspath(args.markdown))
         plot_name = "bench.png"
