@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 BOUNDS_ENV := NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/.numba-cache-boundscheck
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast sysdeps venv bench bench-peers bench-sysdeps fuzz fuzz-long corpus clean
+.PHONY: demo test test-fast sysdeps venv bench bench-peers bench-sysdeps bench-pcap fuzz fuzz-long corpus clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -80,3 +80,7 @@ bench: $(STAMP) sysdeps bench-peers
 clean:
 	rm -rf $(VENV) .numba-cache* .hypothesis .benchmarks bench/out $(PEERS_BUILD)
 	find . -name __pycache__ -prune -exec rm -rf {} +
+
+# pcap read+parse of a >= 1 GB file next to dpkt and scapy, and `offload stats` cold start.
+bench-pcap: $(STAMP)
+	$(BIN)/python -m pytest bench/test_pcap.py -p no:cacheprovider -s --benchmark-columns=min,median,max $(PYTEST_ARGS)

@@ -61,7 +61,8 @@ from typing import Iterator
 import numpy as np
 from numba import njit
 
-from .batch import LINK_ETHERNET, PacketBatch, new_meta
+from .batch import LINK_ETHERNET, META_DTYPE, PacketBatch
+from .parse import parse_one
 
 DEFAULT_MAX_FRAME = 256 * 1024
 DEFAULT_MAX_BLOCK = 16 * 1024 * 1024
@@ -177,33 +178,58 @@ def _rd32(buf, i, be):
             | (np.int64(buf[i + 1]) << 8) | np.int64(buf[i]))
 
 
-@njit(cache=True, nogil=True)
-def walk_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame, strict,
-              off, length, wire, ts, maxn):
-    """Index classic pcap records from ``buf[pos:end]`` into the output arrays.
+# Records are walked in runs of _LAG, then the run is parsed: the walk is a chain
+# of dependent loads (each header gives the next offset), and parsing frame i
+# right after reading its header would stall on the frame's second cache line.
+# Walking ahead, touching that line, then parsing the run while it is still in
+# L1/L2 lets the misses overlap.
+_LAG = 32
 
-    ``be``: file is big-endian; ``ns_res``: fraction field is ns (else µs);
-    ``rec_hdr``: 16, or 24 for Kuznetsov records. Fills at most ``maxn``
-    entries. Returns ``(n, pos, err, err_pos, err_val)``: frames indexed, the
-    offset after the last one, an ``E_*`` code (0 = none) with the offset of
-    the damaged record and the offending value.
-    """
-    n = 0
-    while n < maxn:
+
+@njit(cache=True, nogil=True, inline="always")
+def _note(buf, data, cap, lk, meta, n):
+    """Record frame ``n``'s link type; touch its second cache line. Returns the byte read."""
+    meta[n].link = lk
+    if cap > 64:
+        return np.int64(buf[data + 64])
+    return np.int64(0)
+
+
+@njit(cache=True, nogil=True)
+def _finish(buf, off, length, meta, lo, hi, do_parse):
+    for n in range(lo, hi):
+        m = meta[n]
+        m.src = -1
+        if do_parse:
+            parse_one(buf, off[n], length[n], meta, n)
+        else:
+            m.l3_off = -1
+            m.l3_end = -1
+            m.l4_off = -1
+            m.pay_off = -1
+            m.dst_off = -1
+
+
+@njit(cache=True, nogil=True)
+def _index_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame, strict, link,
+                off, length, wire, ts, meta, n0, n1):
+    n = n0
+    sink = np.int64(0)
+    while n < n1:
         if pos >= end:
-            return n, pos, 0, pos, 0
+            return n, pos, 0, pos, 0, sink
         if end - pos < rec_hdr:
-            return n, pos, E_TRUNC_HEADER, pos, end - pos
+            return n, pos, E_TRUNC_HEADER, pos, end - pos, sink
         sec = _rd32(buf, pos, be)
         frac = _rd32(buf, pos + 4, be)
         cap = _rd32(buf, pos + 8, be)
         orig = _rd32(buf, pos + 12, be)
         if cap > max_frame:
-            return n, pos, E_FRAME_TOO_BIG, pos, cap
+            return n, pos, E_FRAME_TOO_BIG, pos, cap, sink
         if strict and snaplen > 0 and cap > snaplen:
-            return n, pos, E_CAPLEN_SNAPLEN, pos, cap
+            return n, pos, E_CAPLEN_SNAPLEN, pos, cap, sink
         if cap > end - pos - rec_hdr:
-            return n, pos, E_TRUNC_DATA, pos, rec_hdr + cap
+            return n, pos, E_TRUNC_DATA, pos, rec_hdr + cap, sink
         off[n] = pos + rec_hdr
         length[n] = cap
         wire[n] = orig
@@ -211,9 +237,39 @@ def walk_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame, strict,
             ts[n] = sec * 1000000000 + frac
         else:
             ts[n] = sec * 1000000000 + frac * 1000
+        sink += _note(buf, pos + rec_hdr, cap, link, meta, n)
         n += 1
         pos += rec_hdr + cap
-    return n, pos, 0, pos, 0
+    return n, pos, 0, pos, 0, sink
+
+
+
+@njit(cache=True, nogil=True)
+def walk_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame, strict, link,
+              off, length, wire, ts, meta, do_parse, maxn):
+    """Index classic pcap records from ``buf[pos:end]`` into the output arrays.
+
+    ``be``: file is big-endian; ``ns_res``: fraction field is ns (else µs);
+    ``rec_hdr``: 16, or 24 for Kuznetsov records; ``link``: the header's
+    LINKTYPE. ``meta`` must be zeroed (``META_DTYPE``); each frame gets its link
+    type and, if ``do_parse``, is parsed (:func:`offload.parse.parse_one`)
+    while its bytes are in cache. Fills at most ``maxn`` entries. Returns
+    ``(n, pos, err, err_pos, err_val, sink)``: frames indexed, the offset after
+    the last one, an ``E_*`` code (0 = none) with the offset of the damaged
+    record and the offending value; ``sink`` is meaningless.
+    """
+    n = 0
+    sink = np.int64(0)
+    while n < maxn:
+        hi = min(n + _LAG, maxn)
+        k, pos, err, epos, evl, t = _index_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame,
+                                                strict, link, off, length, wire, ts, meta, n, hi)
+        _finish(buf, off, length, meta, n, k, do_parse)
+        sink += t
+        n = k
+        if err or k < hi:
+            return n, pos, err, epos, evl, sink
+    return n, pos, 0, pos, 0, sink
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -233,23 +289,16 @@ def _ticks_to_ns(ticks, mul, div, shift, tsoff):
 
 
 @njit(cache=True, nogil=True)
-def walk_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, if_tsoff, if_pos, if_res,
-                if_sec, max_frame, max_block, strict, off, length, wire, ts, iface, link, maxn):
-    """Index pcapng packets from ``buf[pos:end]`` (``pos`` at a block boundary).
-
-    ``st`` (int64[4]) carries state between calls: ``[big_endian,
-    first_global_iface_of_section, interfaces_so_far, section_number]``.
-    Interface tables ``if_*`` (indexed by global interface number) are filled
-    as IDBs are met. Returns ``(n, pos, err, err_pos, err_val)`` as
-    :func:`walk_pcap`.
-    """
-    n = 0
+def _index_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, if_tsoff, if_pos, if_res,
+                if_sec, max_frame, max_block, strict, off, length, wire, ts, iface, meta, n0, n1):
+    n = n0
+    sink = np.int64(0)
     maxif = if_link.shape[0]
-    while n < maxn:
+    while n < n1:
         if pos >= end:
-            return n, pos, 0, pos, 0
+            return n, pos, 0, pos, 0, sink
         if end - pos < 12:
-            return n, pos, E_TRUNC_HEADER, pos, end - pos
+            return n, pos, E_TRUNC_HEADER, pos, end - pos, sink
         if buf[pos] == 0x0A and buf[pos + 1] == 0x0D and buf[pos + 2] == 0x0D and buf[pos + 3] == 0x0A:
             # a Section Header Block: its byte-order magic decides how to read everything else
             bom = _rd32(buf, pos + 8, 1)
@@ -258,7 +307,7 @@ def walk_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, i
             elif bom == 0x4D3C2B1A:
                 be = 0
             else:
-                return n, pos, E_BAD_BOM, pos, bom
+                return n, pos, E_BAD_BOM, pos, bom, sink
             blen = _rd32(buf, pos + 4, be)
             btype = PCAPNG_SHB
             minlen = 28
@@ -274,27 +323,27 @@ def walk_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, i
             elif btype == BT_SPB:
                 minlen = 16
         if blen < minlen:
-            return n, pos, E_BLOCK_SMALL, pos, blen
+            return n, pos, E_BLOCK_SMALL, pos, blen, sink
         if blen & 3:
-            return n, pos, E_BLOCK_ALIGN, pos, blen
+            return n, pos, E_BLOCK_ALIGN, pos, blen, sink
         if blen > max_block:
-            return n, pos, E_BLOCK_TOO_BIG, pos, blen
+            return n, pos, E_BLOCK_TOO_BIG, pos, blen, sink
         if blen > end - pos:
-            return n, pos, E_TRUNC_DATA, pos, blen
+            return n, pos, E_TRUNC_DATA, pos, blen, sink
         trailer = _rd32(buf, pos + blen - 4, be)
         if trailer != blen:
-            return n, pos, E_BLOCK_TRAILER, pos, trailer
+            return n, pos, E_BLOCK_TRAILER, pos, trailer, sink
         if btype == PCAPNG_SHB:
             major = _rd16(buf, pos + 12, be)
             if major != 1:
-                return n, pos, E_VERSION, pos, major
+                return n, pos, E_VERSION, pos, major, sink
             st[0] = be
             st[1] = st[2]
             st[3] += 1
         elif btype == BT_IDB:
             g = st[2]
             if g >= maxif:
-                return n, pos, E_TOO_MANY_IFACES, pos, maxif
+                return n, pos, E_TOO_MANY_IFACES, pos, maxif, sink
             mul = np.int64(1000)       # default if_tsresol 6: microseconds
             div = np.int64(1)
             shift = np.int64(-1)
@@ -308,17 +357,17 @@ def walk_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, i
                 if code == 0:
                     break
                 if olen > oend - p - 4:
-                    return n, pos, E_OPTION, pos, p
+                    return n, pos, E_OPTION, pos, p, sink
                 if code == 9 and olen >= 1:
                     r = np.int64(buf[p + 4])
                     res = r
                     if r & 0x80:
                         shift = r & 0x7F
                         if shift > 62:
-                            return n, pos, E_TSRESOL, pos, r
+                            return n, pos, E_TSRESOL, pos, r, sink
                     else:
                         if r > 18:
-                            return n, pos, E_TSRESOL, pos, r
+                            return n, pos, E_TSRESOL, pos, r, sink
                         mul = 1
                         div = 1
                         if r <= 9:
@@ -363,7 +412,7 @@ def walk_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, i
                 data = pos + 28
                 room = blen - 32
             if ifid >= st[2] - st[1]:
-                return n, pos, E_BAD_IFACE, pos, ifid
+                return n, pos, E_BAD_IFACE, pos, ifid, sink
             g = st[1] + ifid
             if btype == BT_SPB:
                 cap = orig if orig < room else room
@@ -372,23 +421,48 @@ def walk_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, i
             else:
                 cap = _rd32(buf, pos + 20, be)
                 if cap > room:
-                    return n, pos, E_CAPLEN_BLOCK, pos, cap
+                    return n, pos, E_CAPLEN_BLOCK, pos, cap, sink
             if cap > max_frame:
-                return n, pos, E_FRAME_TOO_BIG, pos, cap
+                return n, pos, E_FRAME_TOO_BIG, pos, cap, sink
             if strict and if_snap[g] > 0 and cap > if_snap[g]:
-                return n, pos, E_CAPLEN_SNAPLEN, pos, cap
+                return n, pos, E_CAPLEN_SNAPLEN, pos, cap, sink
             off[n] = data
             length[n] = cap
             wire[n] = orig
             iface[n] = g
-            link[n] = if_link[g]
             if not has_ts:
                 ts[n] = 0
             else:
                 ts[n] = _ticks_to_ns(ticks, if_mul[g], if_div[g], if_shift[g], if_tsoff[g])
+            sink += _note(buf, data, cap, if_link[g], meta, n)
             n += 1
         pos += blen
-    return n, pos, 0, pos, 0
+    return n, pos, 0, pos, 0, sink
+
+
+@njit(cache=True, nogil=True)
+def walk_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, if_tsoff, if_pos, if_res,
+                if_sec, max_frame, max_block, strict, off, length, wire, ts, iface, meta, do_parse, maxn):
+    """Index pcapng packets from ``buf[pos:end]`` (``pos`` at a block boundary).
+
+    ``st`` (int64[4]) carries state between calls: ``[big_endian,
+    first_global_iface_of_section, interfaces_so_far, section_number]``.
+    Interface tables ``if_*`` (indexed by global interface number) are filled
+    as IDBs are met. ``meta``/``do_parse`` and the result are as in :func:`walk_pcap`.
+    """
+    n = 0
+    sink = np.int64(0)
+    while n < maxn:
+        hi = min(n + _LAG, maxn)
+        k, pos, err, epos, evl, t = _index_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift,
+                                                  if_tsoff, if_pos, if_res, if_sec, max_frame, max_block, strict,
+                                                  off, length, wire, ts, iface, meta, n, hi)
+        _finish(buf, off, length, meta, n, k, do_parse)
+        sink += t
+        n = k
+        if err or k < hi:
+            return n, pos, err, epos, evl, sink
+    return n, pos, 0, pos, 0, sink
 
 
 # --------------------------------------------------------------------------
@@ -486,7 +560,7 @@ class PcapReader:
         tabs = [t.copy() for t in self._if]
         one = np.zeros(1, np.int64)
         r = walk_pcapng(self.buf, 0, self.size, st, *tabs, self.max_frame, self.max_block, self.strict,
-                        one, one.copy(), one.copy(), one.copy(), one.copy(), np.zeros(1, np.uint16), 1)
+                        one, one.copy(), one.copy(), one.copy(), one.copy(), np.zeros(1, META_DTYPE), False, 1)
         if r[2] and r[3] == 0:
             raise PcapError(0, _ERR_TEXT[r[2]].format(v=r[4]), self.path)
         self._peeked = self._tables_to_interfaces(tabs, int(st[2]))
@@ -515,27 +589,26 @@ class PcapReader:
         self._interfaces = v
 
     # -- reading --------------------------------------------------------------
-    def _next(self, n: int) -> PacketBatch | None:
+    def _next(self, n: int, parse: bool) -> PacketBatch | None:
         if self._done:
             return None
         off = np.empty(n, np.int64)
         ln = np.empty(n, np.int64)
         wire = np.empty(n, np.int64)
         ts = np.empty(n, np.int64)
+        meta = np.zeros(n, META_DTYPE)
         if self.format == "pcap":
-            k, pos, err, epos, eval_ = walk_pcap(self.buf, self.pos, self.size, self._be, self._ns, self._rec_hdr,
-                                                 self.snaplen, self.max_frame, self.strict, off, ln, wire, ts, n)
+            k, pos, err, epos, eval_, _ = walk_pcap(self.buf, self.pos, self.size, self._be, self._ns,
+                                                    self._rec_hdr, self.snaplen, self.max_frame, self.strict,
+                                                    self.link, off, ln, wire, ts, meta, parse, n)
             iface = None
-            meta = new_meta(k, self.link)
         else:
             iface = np.empty(n, np.int64)
-            link = np.empty(n, np.uint16)
-            k, pos, err, epos, eval_ = walk_pcapng(self.buf, self.pos, self.size, self._st, *self._if,
-                                                   self.max_frame, self.max_block, self.strict,
-                                                   off, ln, wire, ts, iface, link, n)
-            meta = new_meta(k)
-            meta["link"] = link[:k]
+            k, pos, err, epos, eval_, _ = walk_pcapng(self.buf, self.pos, self.size, self._st, *self._if,
+                                                      self.max_frame, self.max_block, self.strict,
+                                                      off, ln, wire, ts, iface, meta, parse, n)
             iface = iface[:k]
+        meta = meta[:k]
         self.pos = int(pos)
         self.frames_read += int(k)
         if err:
@@ -547,9 +620,12 @@ class PcapReader:
             return None
         return PacketBatch(self.buf, off[:k], ln[:k], meta, ts[:k], wire[:k], iface)
 
-    def iter_batches(self, n: int = 4096) -> Iterator[PacketBatch]:
+    def iter_batches(self, n: int = 4096, parse: bool = False) -> Iterator[PacketBatch]:
         """Yield batches of up to ``n`` frames (views into the mapped file) in file order.
 
+        ``parse=True`` also parses every frame into ``meta`` (as
+        :func:`offload.parse.parse_batch` would) during the walk, while the
+        frame's first bytes are in cache: cheaper than parsing afterwards.
         Memory held per batch is O(n) for the index arrays; frame bytes stay in
         the page cache. On damage, the frames before it are yielded, then
         :class:`PcapError` is raised.
@@ -557,7 +633,7 @@ class PcapReader:
         if n < 1:
             raise ValueError("n must be at least 1")
         while True:
-            b = self._next(n)
+            b = self._next(n, parse)
             if b is not None:
                 yield b
             if self._done:
@@ -567,12 +643,12 @@ class PcapReader:
 
     __iter__ = iter_batches
 
-    def read_all(self) -> PacketBatch:
+    def read_all(self, parse: bool = False) -> PacketBatch:
         """Every (remaining) frame as one batch; on damage raise PcapError with ``.batch`` set."""
         parts = []
         n = 65536
         try:
-            for b in self.iter_batches(n):
+            for b in self.iter_batches(n, parse):
                 parts.append(b)
                 n = min(n * 2, 1 << 22)
         except PcapError as e:
@@ -625,10 +701,11 @@ def open(source, **kw) -> PcapReader:  # noqa: A001 - mirrors the builtin on pur
     return PcapReader(source, **kw)
 
 
-def read(source, **kw) -> PacketBatch:
+def read(source, parse: bool = False, **kw) -> PacketBatch:
     """Read a whole capture into one PacketBatch whose frames are views of the mapped file.
 
-    Keyword arguments are :class:`PcapReader`'s limits. On damage raises
+    ``parse=True`` parses every frame into ``meta`` on the way. Other keyword
+    arguments are :class:`PcapReader`'s limits. On damage raises
     :class:`PcapError`; its ``.batch`` holds every complete frame before it.
     """
     try:
@@ -636,12 +713,12 @@ def read(source, **kw) -> PacketBatch:
     except PcapError as e:
         e.batch = PacketBatch.empty()
         raise
-    return reader.read_all()
+    return reader.read_all(parse)
 
 
-def iter_batches(source, n: int = 4096, **kw) -> Iterator[PacketBatch]:
+def iter_batches(source, n: int = 4096, parse: bool = False, **kw) -> Iterator[PacketBatch]:
     """``for batch in iter_batches(path, n=4096): ...`` — see :meth:`PcapReader.iter_batches`."""
-    yield from PcapReader(source, **kw).iter_batches(n)
+    yield from PcapReader(source, **kw).iter_batches(n, parse)
 
 
 # --------------------------------------------------------------------------

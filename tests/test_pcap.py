@@ -125,6 +125,17 @@ def test_iter_batches_bounded_and_complete(tmp_path):
     assert pcap.read(p).to_frames() == frames
 
 
+def test_parse_during_the_walk_equals_parse_batch():
+    from offload.parse import parse_batch
+    for f in sample_files() + [pcap.to_bytes(mixed_batch(), format="pcapng")]:
+        a = pcap.read(f, parse=True)
+        b = pcap.read(f)
+        parse_batch(b)
+        assert np.array_equal(a.meta, b.meta)
+        got = [x.meta for x in pcap.iter_batches(f, n=3, parse=True)]
+        assert np.array_equal(np.concatenate(got), b.meta)
+
+
 def test_writer_refuses_what_it_cannot_write(tmp_path):
     b = make_batch([b"a", b"b"], links=[1, 101])
     with pytest.raises(ValueError, match="pcapng"):

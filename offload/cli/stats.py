@@ -66,7 +66,6 @@ def collect(path: str, mtu: int = 1500, max_frame: int | None = None, progress: 
     import numpy as np
 
     from .. import pcap, status
-    from ..parse import parse_batch
     from ._progress import Progress
 
     kw = {} if max_frame is None else {"max_frame": max_frame}
@@ -81,8 +80,7 @@ def collect(path: str, mtu: int = 1500, max_frame: int | None = None, progress: 
     error = None
     prog = Progress(reader.size, "stats") if progress else None
     try:
-        for b in reader.iter_batches(batch_frames):
-            parse_batch(b)
+        for b in reader.iter_batches(batch_frames, parse=True):
             m = b.meta
             frames += len(b)
             cap_bytes += int(b.len.sum())
