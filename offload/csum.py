@@ -163,6 +163,56 @@ def copy_bytes(src, s, dst, d, n):
         dv[k] = sv[k]
 
 
+def u64_view(buf: np.ndarray) -> np.ndarray:
+    """A ``uint64`` view of the 8-byte-aligned prefix of ``buf`` for :func:`copy_sum64`
+    (empty when ``buf`` does not start 8-byte aligned)."""
+    if buf.size < 8 or buf.ctypes.data % 8 or not buf.flags.c_contiguous:
+        return np.empty(0, np.uint64)
+    return buf[: buf.size & ~7].view(np.uint64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def copy_sum64(src, sw64, s, dst, dw64, d, n):
+    """:func:`copy_sum` over 64-bit words, inlined into the caller: for many short spans
+    (GSO segments) it costs ~30 ns per 1448 bytes where ``copy_sum`` costs ~50 (half the
+    loop trips, no call). Each word is summed as its two 32-bit halves into two 64-bit
+    accumulators. One pass when ``s`` and ``d`` are equal mod 8 and both word views
+    (:func:`u64_view`) are non-empty; otherwise a byte copy, then a sum. Returns the sum
+    relative to the span start, as :func:`sum_span`."""
+    acc = np.uint64(0)
+    i = 0
+    if (s & 7) == (d & 7) and sw64.shape[0] > 0 and dw64.shape[0] > 0:
+        while i < n and ((s + i) & 7) != 0:
+            b = src[s + i]
+            dst[d + i] = b
+            acc += np.uint64(b) << np.uint64(((s + i) & 1) * 8)
+            i += 1
+        js = (s + i) >> 3
+        jd = (d + i) >> 3
+        nw = (n - i) >> 3
+        lim = min(sw64.shape[0] - js, dw64.shape[0] - jd)
+        if nw > lim:
+            nw = max(0, lim)
+        if nw > 0:
+            sv = sw64[js:js + nw]
+            dv = dw64[jd:jd + nw]
+            lo = np.uint64(0)
+            hi = np.uint64(0)
+            for k in range(nw):
+                w = sv[k]
+                dv[k] = w
+                lo += w & _M32
+                hi += w >> np.uint64(32)
+            acc += lo + hi
+            i += nw * 8
+    while i < n:
+        b = src[s + i]
+        dst[d + i] = b
+        acc += np.uint64(b) << np.uint64(((s + i) & 1) * 8)
+        i += 1
+    return acc_to_sum(acc, s)
+
+
 @njit(cache=True, nogil=True)
 def pseudo_sum_v4(buf, l3, proto, l4_len):
     """Sum of the IPv4 pseudo-header of the packet whose IP header starts at ``buf[l3]``."""
