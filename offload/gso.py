@@ -65,7 +65,8 @@ Checksum modes (``csum``):
 
 Output goes into an :class:`~offload.batch.OutputArena` sized from the input by a
 planning pass (no per-segment Python objects). Output frames are placed so each
-payload keeps its source's alignment mod 4, so copy-and-sum runs on whole words.
+payload keeps its source's alignment mod 8, so copy-and-sum runs on whole 64-bit words
+(:func:`offload.csum.copy_sum64`).
 Each input frame gets a status in ``meta['status']``: ``GSO_SEGMENTED``,
 ``GSO_FRAGMENTED``, ``GSO_PASS``, ``GSO_NOT_SUPPORTED`` (passed through), or a
 refusal (a parse code, a ``VNET_*`` code, ``GSO_BAD_INPUT``, ``GSO_TOO_MANY_SEGS``,
@@ -87,7 +88,8 @@ from numba import njit
 
 from . import status as S
 from .batch import OutputArena, PacketBatch
-from .csum import copy_bytes, copy_sum, csum_add, csum_sub, fold16, pseudo_sum_v4, pseudo_sum_v6, sum_span
+from .csum import (copy_bytes, copy_sum64, csum_add, csum_sub, pseudo_sum_v4, pseudo_sum_v6, sum_span,
+                   u64_view)
 from .parse import parse_one
 from .vnet import (F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4,
                    UDP_MAX_SEGMENTS, validate_one)
@@ -164,15 +166,15 @@ def _jumbo_removable(buf, s, l3):
 
 @njit(cache=True, nogil=True)
 def _need(meta, i, a, k, n, jcut):
-    """Arena bytes frame ``i`` needs for action ``a`` with ``k`` output frames (3 bytes of
+    """Arena bytes frame ``i`` needs for action ``a`` with ``k`` output frames (7 bytes of
     alignment slack per frame). The planner and the writer must agree on it."""
     m = meta[i]
     if a == _A_TCP or a == _A_USO:
-        return k * (_i(m.pay_off) - jcut + 3) + _i(m.pay_len)
+        return k * (_i(m.pay_off) - jcut + 7) + _i(m.pay_len)
     if a == _A_UFO4 or a == _A_UFO6:
         extra = 8 if a == _A_UFO6 else 0
-        return k * (_i(m.l4_off) + extra + 3) + _i(m.l3_end) - _i(m.l4_off)
-    return n + 3
+        return k * (_i(m.l4_off) + extra + 7) + _i(m.l3_end) - _i(m.l4_off)
+    return n + 7
 
 
 @njit(cache=True, nogil=True)
@@ -333,12 +335,12 @@ def _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, 
             act[i] = kind
             m.status = S.GSO_PASS if st == S.OK else st
             total_frames += 1
-            total_bytes += n + 3
+            total_bytes += _need(meta, i, _A_PASS, 1, n, 0)
         else:
             m.status = st
             if refused_pass:
                 total_frames += 1
-                total_bytes += n + 3
+                total_bytes += _need(meta, i, _A_PASS, 1, n, 0)
     return total_frames, total_bytes
 
 
@@ -375,13 +377,14 @@ def _copy_meta(meta, i, ometa, j):
 
 @njit(cache=True, nogil=True, inline="always")
 def _place(cursor, src_abs, lead):
-    """Output offset >= cursor such that ``out + lead`` has the alignment (mod 4) of ``src_abs``."""
-    return cursor + ((src_abs - lead - cursor) & 3)
+    """Output offset >= cursor such that ``out + lead`` has the alignment (mod 8) of ``src_abs``
+    (then the payload copy-and-sum runs on whole 64-bit words)."""
+    return cursor + ((src_abs - lead - cursor) & 7)
 
 
 @njit(cache=True, nogil=True)
-def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, accecn,
-                 obuf, ow32, cursor, ooff, olen, ometa, j):
+def _seg_tcp_udp(buf, w32, w64, s, meta, i, kind, mss, k_total, csum_mode, fixedid, accecn,
+                 obuf, ow32, ow64, cursor, ooff, olen, ometa, j):
     """Write the segments of super-packet ``i`` (TCP or USO) starting at output frame ``j``
     and byte offset ``cursor``. Returns the new cursor."""
     m = meta[i]
@@ -434,7 +437,7 @@ def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, a
         if jcut:
             copy_bytes(buf, s + l3 + 48, obuf, d + l3 + 40, po - (l3 + 48))
         if csum_mode == CSUM_FULL:
-            paysum = copy_sum(buf, w32, src_pay, obuf, ow32, d + hdr_out, seglen)
+            paysum = copy_sum64(buf, w64, src_pay, obuf, ow64, d + hdr_out, seglen)
         else:
             copy_bytes(buf, src_pay, obuf, d + hdr_out, seglen)
             paysum = np.uint64(0)
@@ -477,9 +480,19 @@ def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, a
             _put16(obuf, cpos, _i(csum_add(psum, np.uint64(l4len))))
         # meta of the segment
         jj = j + k
-        _copy_meta(meta, i, ometa, jj)
+        if k == 0:
+            _copy_meta(meta, i, ometa, jj)
+        else:
+            ometa[jj] = ometa[j]          # one record copy; the per-segment fields follow
         o = ometa[jj]
         o.seg = k
+        o.pay_len = seglen
+        o.l3_end = hdr_out + seglen
+        ooff[jj] = d
+        olen[jj] = hdr_out + seglen
+        cursor = d + hdr_out + seglen
+        if k > 0:
+            continue
         o.status = S.GSO_SEGMENTED
         o.gso_type = 0
         o.gso_size = 0
@@ -494,8 +507,6 @@ def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, a
             o.csum_start = 0
             o.csum_offset = 0
         o.pay_off = hdr_out
-        o.pay_len = seglen
-        o.l3_end = hdr_out + seglen
         o.l4_off = l4o
         pfl = _i(m.pflags) & ~(S.PF_LEN0 | S.PF_JUMBO | S.PF_L2_PAD | S.PF_UDP_SHORT)
         if jcut:
@@ -506,15 +517,12 @@ def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, a
             if _i(m.ext_len) == 8:
                 pfl &= ~S.PF_IPV6_EXT
         o.pflags = pfl
-        ooff[jj] = d
-        olen[jj] = hdr_out + seglen
-        cursor = d + hdr_out + seglen
     return cursor
 
 
 @njit(cache=True, nogil=True)
-def _frag_udp(buf, w32, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
-              obuf, ow32, cursor, ooff, olen, ometa, j):
+def _frag_udp(buf, w32, w64, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
+              obuf, ow32, ow64, cursor, ooff, olen, ometa, j):
     """Write the IP fragments of UDP datagram ``i`` (UFO). Returns the new cursor."""
     m = meta[i]
     l3 = _i(m.l3_off)
@@ -543,7 +551,7 @@ def _frag_udp(buf, w32, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
         d = _place(cursor, src, hdr_out)
         copy_bytes(buf, s, obuf, d, l4)
         if csum_mode != CSUM_NONE:
-            part = copy_sum(buf, w32, src, obuf, ow32, d + hdr_out, chunk)
+            part = copy_sum64(buf, w64, src, obuf, ow64, d + hdr_out, chunk)
             total = csum_add(total, part)       # chunk offsets are multiples of 8: no swap
         else:
             copy_bytes(buf, src, obuf, d + hdr_out, chunk)
@@ -609,8 +617,8 @@ def _frag_udp(buf, w32, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
 
 
 @njit(cache=True, nogil=True)
-def _run(buf, w32, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid, accecn,
-         frag_id_base, refused_pass, obuf, ow32, ooff, olen, ometa, ots, counters):
+def _run(buf, w32, w64, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid, accecn,
+         frag_id_base, refused_pass, obuf, ow32, ow64, ooff, olen, ometa, ots, counters):
     """Write every planned output frame. Returns ``(frames written, bytes used)``."""
     cap = obuf.shape[0]
     maxf = ooff.shape[0]
@@ -637,14 +645,14 @@ def _run(buf, w32, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid,
             continue
         start = cursor
         if a == _A_TCP or a == _A_USO:
-            cursor = _seg_tcp_udp(buf, w32, s, meta, i, a, segsz[i], k, csum_mode, fixedid, accecn,
-                                  obuf, ow32, cursor, ooff, olen, ometa, j)
+            cursor = _seg_tcp_udp(buf, w32, w64, s, meta, i, a, segsz[i], k, csum_mode, fixedid, accecn,
+                                  obuf, ow32, ow64, cursor, ooff, olen, ometa, j)
             counters[C_SUPER] += 1
             counters[C_SEGS] += k
             counters[C_PAYLOAD] += _i(m.pay_len)
         elif a == _A_UFO4 or a == _A_UFO6:
-            cursor = _frag_udp(buf, w32, s, meta, i, a, segsz[i], k, csum_mode, frag_id_base + i,
-                               obuf, ow32, cursor, ooff, olen, ometa, j)
+            cursor = _frag_udp(buf, w32, w64, s, meta, i, a, segsz[i], k, csum_mode, frag_id_base + i,
+                               obuf, ow32, ow64, cursor, ooff, olen, ometa, j)
             counters[C_SUPER] += 1
             counters[C_SEGS] += k
             counters[C_PAYLOAD] += _i(m.l3_end) - _i(m.l4_off)
@@ -722,9 +730,9 @@ def _gso(batch, use_vnet, mss, mtu, udp_mode, tcp_on, csum_mode, fixedid, accecn
     arena.reset()
     its = batch.ts if batch.ts is not None else np.zeros(0, np.int64)
     if n:
-        nout, used = _run(batch.buf, batch.w32, batch.off, batch.len, batch.meta, its, act, segsz, nseg,
+        nout, used = _run(batch.buf, batch.w32, u64_view(batch.buf), batch.off, batch.len, batch.meta, its, act, segsz, nseg,
                           csum_mode, bool(fixedid), bool(accecn), int(ipv6_frag_id), refused_pass,
-                          arena.buf, arena.w32, arena.off, arena.len, arena.meta, arena.ts, counters)
+                          arena.buf, arena.w32, u64_view(arena.buf), arena.off, arena.len, arena.meta, arena.ts, counters)
     else:
         nout, used = 0, 0
     arena.commit(nout, used)

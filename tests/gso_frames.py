@@ -41,7 +41,7 @@ def _pseudo(v6: bool, l3: bytes, proto: int, l4len: int) -> int:
 
 def super_packet(payload: bytes, mss: int, *, v6=False, udp=False, vlans=(), ts=False,
                  flags="PA", seq=1000, ip_id=7, df=True, big=False, jumbo=False,
-                 tos=0, flowlabel=0, hlim=64, options=None, needs_csum=True, ufo=False):
+                 tos=0, flowlabel=0, hlim=64, options=None, needs_csum=True, ufo=False, sport=4000):
     """``(frame bytes, vnet tuple)`` for a TCP/UDP super-packet of ``payload`` at ``mss``.
 
     ``big``: IPv4 total length 0 (BIG TCP); ``jumbo``: IPv6 with the 8-byte jumbo
@@ -49,18 +49,18 @@ def super_packet(payload: bytes, mss: int, *, v6=False, udp=False, vlans=(), ts=
     ``ufo``: gso_type UDP (fragmentation) instead of UDP_L4.
     """
     if udp:
-        l4 = UDP(sport=4000, dport=5000)
+        l4 = UDP(sport=sport, dport=5000)
     else:
         opts = list(options or [])
         if ts:
             opts = [("NOP", None), ("NOP", None), ("Timestamp", (123456, 654321))] + opts
-        l4 = TCP(sport=4000, dport=5000, seq=seq, ack=777, flags=flags, window=501, options=opts)
+        l4 = TCP(sport=sport, dport=5000, seq=seq, ack=777, flags=flags, window=501, options=opts)
     if v6:
         l3 = IPv6(src="fd00::1", dst="fd00::2", tc=tos, fl=flowlabel, hlim=hlim)
     else:
         l3 = IP(src="10.0.0.1", dst="10.0.0.2", id=ip_id, flags="DF" if df else 0, tos=tos, ttl=hlim)
     l2b = _l2(vlans, 0x86DD if v6 else 0x0800)
-    l4b = bytearray(bytes(l4 / payload) if not udp else bytes(UDP(sport=4000, dport=5000, len=0) / payload))
+    l4b = bytearray(bytes(l4 / payload) if not udp else bytes(UDP(sport=sport, dport=5000, len=0) / payload))
     proto = 17 if udp else 6
     l4len = len(l4b)
     if udp:
