@@ -42,6 +42,7 @@ FORM = {
     ("raw", "dpkt"): "checksum only (Python)",
     ("raw", "scapy"): "checksum only (Python)",
     ("fill", None): "written in place",
+    ("complete", None): "partial csum completed in place",
     ("gso", "offload"): "flat segments, csums written",
     ("gso", "careful-c"): "flat segments, csums written (copy, then sum)",
     ("gso", "dpdk-bare"): "zero-copy mbuf chains, no csums",
@@ -80,7 +81,7 @@ IMPL_LABEL = {"offload": "offload (ours)", "offload-table": "offload table", "of
 
 
 def _family(op: str) -> str:
-    for k in ("verify", "fill", "gso", "uso", "gro", "raw", "parse", "pcap"):
+    for k in ("verify", "fill", "complete", "gso", "uso", "gro", "raw", "parse", "pcap"):
         if op.startswith(k):
             return k
     return op
@@ -117,6 +118,10 @@ def machine() -> dict:
         except Exception:
             info[mod] = None
     info["dpdk"] = _pkg_version("libdpdk")
+    try:
+        info["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        info["loadavg"] = None
     info["cc"] = _cmd_out(["cc", "--version"]).split("\n", 1)[0]
     return info
 
@@ -265,6 +270,7 @@ def _fmt_ns(x: float) -> str:
 
 def text_table(rows, skipped, info) -> str:
     out = [f"CPU: {info['cpu']} ({info['cores']} cores), SIMD flags: {' '.join(info['flags_simd'])}",
+           f"load average at start/end: {info.get('loadavg')} / {info.get('loadavg_end')}",
            f"Linux {info['kernel']}, Python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, "
            f"DPDK {info['dpdk'] or 'not installed'}",
            "ns/pkt = median over repetitions (unit 'seg' = per output segment); spread = IQR/median; "
@@ -272,7 +278,8 @@ def text_table(rows, skipped, info) -> str:
     out += ["Summary: ns per packet (ours with its spread; peers with peer/ours in brackets, above 1x we are",
             "faster). Forms differ per column; the detailed table below says what each row's output is.", "",
             wide_text(rows), "", "Detailed:", ""]
-    hdr = f"{'workload':<22} {'unit':<4} {'implementation':<16} {'ns/pkt':>9} {'spread':>7} {'x ours':>7}  what is measured"
+    ww = max([len("workload")] + [len(r["workload"]) for r in rows])
+    hdr = f"{'workload':<{ww}} {'unit':<4} {'implementation':<16} {'ns/pkt':>9} {'spread':>7} {'x ours':>7}  what is measured"
     out += [hdr, "-" * len(hdr)]
     last = None
     for r in rows:
@@ -281,7 +288,7 @@ def text_table(rows, skipped, info) -> str:
         last = r["workload"]
         x = _fmt_x(r["x_ours"]) if r["x_ours"] is not None else "-"
         flag = "" if r["same_frames"] else " !"
-        out.append(f"{r['workload']:<22} {r['unit']:<4} {IMPL_LABEL.get(r['impl'], r['impl']):<16} "
+        out.append(f"{r['workload']:<{ww}} {r['unit']:<4} {IMPL_LABEL.get(r['impl'], r['impl']):<16} "
                    f"{_fmt_ns(r['ns_per_pkt']):>9} {r['spread_pct']:>6.1f}% {x:>7}  {r['form']}{flag}")
     if skipped:
         out += ["", "Not measured:"]
@@ -496,6 +503,10 @@ def run(outdir: str, short: bool = True, suites: str = "compare", peers=("c", "d
         raw += rk
         skipped += sk
 
+    try:
+        info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        info["loadavg_end"] = None
     rows = merge(ws, raw)
     mism = [r for r in rows if not r["same_frames"]]
     for r in mism:
@@ -543,7 +554,10 @@ def results_md(result: dict, plot_name: str = "bench.png") -> str:
         f"- CPU: {info['cpu']}, {info['cores']} cores; SIMD flags: {' '.join(info['flags_simd'])}",
         f"- Linux {info['kernel']}; Python {info['python']}; numpy {info['numpy']}; numba {info['numba']}; "
         f"DPDK {info['dpdk'] or 'not installed'}; scapy {info['scapy']}; dpkt {info['dpkt']}; {info['cc']}",
-        f"- command: `{result['command']}` ({'short' if result['short'] else 'full'} run, {result['seconds']} s)",
+        f"- command: `{result['command']}` ({'short' if result['short'] else 'full'} run, {result['seconds']} s); "
+        "`make bench` runs exactly this after building the C peers",
+        f"- load average (1/5/15 min) at the start: {info.get('loadavg')}, at the end: {info.get('loadavg_end')} "
+        f"(on {info['cores']} vCPUs)",
         "",
         f"![ns per packet against size]({plot_name})",
         "",

@@ -50,7 +50,7 @@ class Workload:
     """One measured data set.
 
     ``op`` is what is done to it (``raw``, ``verify4``, ``verify6``, ``fill4``,
-    ``fill6``, ``gso4``, ``gso6``, ``uso4``, ``gro4``, ``parse``, ``pcap``); ``size`` the
+    ``fill6``, ``complete4``, ``gso4``, ``gso6``, ``uso4``, ``gro4``, ``parse``, ``pcap``); ``size`` the
     frame length in bytes (see the module docstring); ``burst`` the number of
     frames handed over per call; ``params`` op parameters (``mss``, ``flows``).
     """
@@ -201,6 +201,14 @@ def build(short: bool = True) -> list[tuple[Workload, list[bytes]]]:
                              label=f"verify IP+TCP checksums, TCP/IPv{6 if v6 else 4}, burst {burst}"), frames)
             add(Workload(f"fill_{fam}_{size}_b256", "fill6" if v6 else "fill4", size, 0, 256,
                          label=f"write IP+TCP checksums, TCP/IPv{6 if v6 else 4}, burst 256"), frames)
+    # CHECKSUM_PARTIAL frames (virtio NEEDS_CSUM, csum_start = L4 offset, csum_offset = 16): the
+    # L4 field holds the pseudo-header sum; completion sums from csum_start to the end
+    for size in (64, 1500):
+        frames = [tcp_frame(_payload(rng, size - 54), flow=i % 8, seq=1000 + i, ip_id=i, ts=False, partial=True)
+                  for i in range(256)]
+        add(Workload(f"complete_tcp4_{size}_b256", "complete4", size, 0, 256,
+                     params={"csum_start": 34, "csum_offset": 16},
+                     label="complete CHECKSUM_PARTIAL TCP/IPv4 (skb_checksum_help), burst 256"), frames)
     # MSS: segments fit a 1500-byte MTU with timestamps (IPv6's header is 20 bytes longer)
     for name, op, v6, mss, pay_len in (("gso_tcp4_16k", "gso4", False, MSS, 16384),
                                        ("gso_tcp4_64k", "gso4", False, MSS, 45 * MSS),

@@ -185,6 +185,17 @@ static void body_fill(int *units)
 	*units = F.n;
 }
 
+/* skb_checksum_help: sum from csum_start (34) to the end, field included, store ~sum at +16 */
+static void body_complete(int *units)
+{
+	for (uint32_t i = 0; i < F.n; i++) {
+		uint8_t *f = F.data[i];
+		uint16_t v = ~c_sum(f + 34, F.len[i] - 34);
+		wr16(f + 34 + 16, v ? v : 0xFFFF);
+	}
+	*units = F.n;
+}
+
 static int g_segs;
 
 static void body_gso(int *units)
@@ -252,6 +263,9 @@ int main(int argc, char **argv)
 	} else if (!strncmp(g_op, "fill", 4)) {
 		r.notes = "IPv4 header + TCP checksum computed and written in place";
 		run(&r, body_fill);
+	} else if (!strcmp(g_op, "complete4")) {
+		r.notes = "sum from csum_start to the end of the frame, inverted sum written at csum_start+csum_offset";
+		run(&r, body_complete);
 	} else if (!strcmp(g_op, "gso4") || !strcmp(g_op, "gso6") || !strcmp(g_op, "uso4")) {
 		int units;
 		r.notes = "two-pass: memcpy headers+payload to flat segments, then sum; IPv4+L4 checksums written";

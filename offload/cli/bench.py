@@ -79,6 +79,14 @@ def main(args) -> int:
     else:
         print(runner.text_table(result["rows"], result["skipped"], result["machine"]))
         print(f"\nwritten: {os.path.join(out, 'results.json')}, {os.path.join(out, 'table.txt')}"
-              + (f", {result['plot']}" if result.get("plot") else " (no plot: pip install 'offload[plot]')")
+              + (f", {result['plot']}" if result.get("plot") else _no_plot_reason())
               + (f", {args.markdown}" if args.markdown else ""))
     return EXIT_OK
+
+
+def _no_plot_reason() -> str:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return " (no plot: pip install 'offload[plot]')"
+    return " (no plot: no plottable rows in this selection)"
