@@ -793,7 +793,8 @@ class PcapWriter:
     for pcap, the most widely readable; ``"ns"`` for pcapng, written as
     ``if_tsresol`` = 9); µs timestamps are the batch's ns floored. ``byte_order``:
     ``"<"`` (little-endian, default) or ``">"``. ``snaplen`` in bytes goes into the
-    file header / every IDB; a frame longer than it is refused (ValueError).
+    file header / every IDB; a frame longer than it is refused (ValueError);
+    0 means no limit (pcapng's convention).
     ``link`` (pcap only): the header's LINKTYPE; default: the first batch's
     ``meta['link']`` (every frame of a pcap file must share it).
     ``interfaces`` (pcapng only): the LINKTYPE of interface ids 0, 1, ... known
@@ -869,7 +870,7 @@ class PcapWriter:
             return
         ts = batch.ts if batch.ts is not None else np.zeros(n, np.int64)
         wire = batch.wire_len if batch.wire_len is not None else batch.len
-        if int(batch.len.max()) > self.snaplen:
+        if self.snaplen and int(batch.len.max()) > self.snaplen:
             raise ValueError(f"a frame of {int(batch.len.max())} bytes exceeds snaplen {self.snaplen}; "
                              "pass a larger snaplen=")
         if int(wire.min()) < 0 or int(wire.max()) > 0xFFFFFFFF:

@@ -239,6 +239,9 @@ def test_handmade_pcapng_blocks_sections_resolutions():
     assert b.iface.tolist() == [e[3] for e in exp]
     assert b.wire_len.tolist() == [60, 40, 16, 61, 7, 1500, 30]
     assert [(i.link, i.section) for i in r.interfaces] == [(1, 0), (101, 0), (113, 0), (276, 1)]
+    # re-written like the first section (snaplen 0 = unlimited) but in ns, the frames come back the same
+    again = pcap.read(pcap.to_bytes(b, **{**r.writer_options(), "ts_resolution": "ns"}))
+    same(b, again)
 
 
 @pytest.mark.tshark
