@@ -92,7 +92,8 @@ def _ip6(flow: int, proto: int, l4_len: int) -> bytes:
 def _pseudo(ip: bytes, v6: bool, proto: int, l4_len: int) -> int:
     if v6:
         return raw_sum(ip[8:40] + struct.pack("!IxxxB", l4_len, proto))
-    return raw_sum(ip[12:20] + struct.pack("!xBH", proto, l4_len))
+    # a BIG TCP length (> 65535) enters the sum as two 16-bit words, as Linux adds a u32 length
+    return raw_sum(ip[12:20] + struct.pack("!xBHH", proto, l4_len & 0xFFFF, l4_len >> 16))
 
 
 def tcp_frame(payload: bytes, *, v6=False, flow=0, seq=1000, ip_id=0, flags=TCP_ACK, ts=True,
@@ -218,6 +219,12 @@ def build(short: bool = True) -> list[tuple[Workload, list[bytes]]]:
                             flags=TCP_ACK | TCP_PSH) for i in range(reps)]
         add(Workload(name, op, len(frames[0]), 0, reps, params={"mss": mss},
                      label=f"GSO TCP/IPv{6 if v6 else 4}, MSS {mss}, flat output, full checksums"), frames)
+    # BIG TCP: a 185 344-byte IPv4 super-packet (total length 0, as Linux sends it); only
+    # software that handles more than 64 KB per packet can take it
+    frames = [tcp_frame(_payload(rng, 128 * MSS), seq=1000 + i, ip_id=100 * i, partial=True,
+                        flags=TCP_ACK | TCP_PSH) for i in range(4)]
+    add(Workload("gso_tcp4_big", "gso4", len(frames[0]), 0, 4, params={"mss": MSS},
+                 label=f"GSO BIG TCP/IPv4 (IP total length 0), MSS {MSS}, flat output, full checksums"), frames)
     frames = [udp_frame(_payload(rng, 64000), ip_id=i, partial=True) for i in range(8)]
     add(Workload("gso_udp4_64k", "uso4", len(frames[0]), 0, 8, params={"mss": 1472},
                  label="USO UDP/IPv4 (DPDK: IP fragments, UFO), 1472 B datagrams"), frames)

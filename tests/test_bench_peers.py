@@ -48,6 +48,18 @@ def test_workload_frames_pass_scapy(ws):
         assert (TCP in p) or (UDP in p)
 
 
+def test_big_tcp_workload_is_linux_shaped(ws):
+    """BIG TCP super-frame: IPv4 total length 0, and its partial checksum is the pseudo-header
+    sum over the true (32-bit) L4 length, as Linux computes it."""
+    import struct
+    from scapy.utils import checksum
+    fr = W.read_pcap(ws["gso_tcp4_big"].file)[0]
+    assert len(fr) > 65535 and fr[16:18] == b"\0\0"
+    l4_len = len(fr) - 34
+    pseudo = fr[26:34] + struct.pack("!xBHH", 6, l4_len & 0xFFFF, l4_len >> 16)
+    assert struct.unpack("!H", fr[50:52])[0] == (~checksum(pseudo)) & 0xFFFF
+
+
 def test_fnv_matches_manifest(ws):
     w = ws["verify_tcp4_64_b32"]
     assert W.fnv1a64(W.read_pcap(w.file)) == w.fnv

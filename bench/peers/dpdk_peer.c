@@ -316,6 +316,13 @@ int main(int argc, char **argv)
 	if (g_burst < 1) g_burst = 32;
 	if (load_pcap(argv[4], &F)) return 1;
 	if (F.n > MAX_FRAMES) { fprintf(stderr, "dpdk_peer: too many frames\n"); return 1; }
+	for (uint32_t i = 0; i < F.n; i++)
+		if (F.len[i] > 65535 - RTE_PKTMBUF_HEADROOM && (!strncmp(argv[1], "gso", 3) || !strcmp(argv[1], "gro4"))) {
+			printf("{\"peer\":\"dpdk\",\"op\":\"%s\",\"workload\":\"%s\",\"skipped\":"
+			       "\"a %u-byte frame does not fit one mbuf (16-bit data_len) and DPDK GSO has no BIG TCP\"}\n",
+			       argv[1], argv[2], F.len[i]);
+			return 0;
+		}
 
 	char prefix[64];
 	snprintf(prefix, sizeof(prefix), "--file-prefix=offbench%d", (int)getpid());
