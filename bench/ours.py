@@ -126,10 +126,7 @@ def _parse(w, frames):
 
 
 def _gso(w, frames):
-    try:
-        from offload import gso
-    except ImportError as e:
-        raise Unavailable(f"offload.gso not on this branch yet ({e})") from None
+    from offload import gso
     b = _batch(frames)
     bursts = _bursts(b, w.burst)
     mss = int(w.params["mss"])
@@ -153,10 +150,7 @@ def _gso(w, frames):
 
 
 def _gro(w, frames):
-    try:
-        from offload import gro
-    except ImportError as e:
-        raise Unavailable(f"offload.gro not on this branch yet ({e})") from None
+    from offload import gro
     b = _batch(frames)
     bursts = _bursts(b, w.burst)
     c = gro.Coalescer(max_burst=w.burst, csum="full", verify=True)
@@ -174,10 +168,7 @@ def _gro(w, frames):
 
 
 def _gro_table(w, frames):
-    try:
-        from offload import gro
-    except ImportError as e:
-        raise Unavailable(f"offload.gro not on this branch yet ({e})") from None
+    from offload import gro
     b = _batch(frames)
     bursts = _bursts(b, w.burst)
     flows = int(w.params.get("flows", 1))
@@ -201,10 +192,7 @@ def _gro_table(w, frames):
 
 
 def _ufo(w, frames):
-    try:
-        from offload import gso
-    except ImportError as e:
-        raise Unavailable(f"offload.gso not on this branch yet ({e})") from None
+    from offload import gso
     b = _batch(frames)
     bursts = _bursts(b, w.burst)
     mtu = 20 + 8 + int(w.params["mss"])
@@ -228,14 +216,11 @@ def prepare_variant(w, impl, frames):
     try:
         return fn(w, frames)
     except ImportError as e:
-        raise Unavailable(f"engine for {w.op} not importable: {e}") from None
+        raise Unavailable(f"engine for {w.op} not on this branch yet ({e})") from None
 
 
 def _pcap(w, frames):
-    try:
-        from offload import pcap
-    except ImportError as e:
-        raise Unavailable(f"offload.pcap not on this branch yet ({e})") from None
+    from offload import pcap
     from offload.parse import parse_batch
     path = w.file
 
@@ -281,4 +266,4 @@ def prepare(w, frames):
     try:
         return fn(w, frames)
     except ImportError as e:
-        raise Unavailable(f"engine for {w.op} not importable: {e}") from None
+        raise Unavailable(f"engine for {w.op} not on this branch yet ({e})") from None

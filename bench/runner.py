@@ -238,6 +238,8 @@ def merge(ws: list[W.Workload], raw: list[dict]) -> list[dict]:
         row["form"] = form_of(w.op, r["impl"])
         row["same_frames"] = (r.get("fnv") == w.fnv)
         row["spread_pct"] = 100.0 * r["iqr"] / r["ns_per_pkt"] if r["ns_per_pkt"] else 0.0
+        # input bytes per ns = GB/s (per input packet; a segment row keeps its packet's rate)
+        row["gbps"] = (w.n_bytes / w.n_frames) / r["ns_per_pkt"] if r["ns_per_pkt"] and w.n_frames else 0.0
         rows.append(row)
     # per-segment rows for ours and the Python peers from out_units (the C peers print their own)
     for row in list(rows):
@@ -279,7 +281,8 @@ def text_table(rows, skipped, info) -> str:
             "faster). Forms differ per column; the detailed table below says what each row's output is.", "",
             wide_text(rows), "", "Detailed:", ""]
     ww = max([len("workload")] + [len(r["workload"]) for r in rows])
-    hdr = f"{'workload':<{ww}} {'unit':<4} {'implementation':<16} {'ns/pkt':>9} {'spread':>7} {'x ours':>7}  what is measured"
+    hdr = (f"{'workload':<{ww}} {'unit':<4} {'implementation':<16} {'ns/pkt':>9} {'spread':>7} {'x ours':>7} "
+           f"{'GB/s':>6}  what is measured")
     out += [hdr, "-" * len(hdr)]
     last = None
     for r in rows:
@@ -289,7 +292,8 @@ def text_table(rows, skipped, info) -> str:
         x = _fmt_x(r["x_ours"]) if r["x_ours"] is not None else "-"
         flag = "" if r["same_frames"] else " !"
         out.append(f"{r['workload']:<{ww}} {r['unit']:<4} {IMPL_LABEL.get(r['impl'], r['impl']):<16} "
-                   f"{_fmt_ns(r['ns_per_pkt']):>9} {r['spread_pct']:>6.1f}% {x:>7}  {r['form']}{flag}")
+                   f"{_fmt_ns(r['ns_per_pkt']):>9} {r['spread_pct']:>6.1f}% {x:>7} {r.get('gbps', 0):>6.2f}  "
+                   f"{r['form']}{flag}")
     if skipped:
         out += ["", "Not measured:"]
         seen = set()
@@ -350,12 +354,13 @@ def wide_markdown(rows) -> str:
 
 
 def markdown_table(rows) -> str:
-    out = ["| workload | unit | implementation | ns/pkt | spread (IQR) | × ours | output / what is measured |",
-           "|---|---|---|---:|---:|---:|---|"]
+    out = ["| workload | unit | implementation | ns/pkt | spread (IQR) | × ours | GB/s in | output / what is measured |",
+           "|---|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
         x = _fmt_x(r["x_ours"]) if r["x_ours"] is not None else "–"
         out.append(f"| {r['workload']} | {r['unit']} | {IMPL_LABEL.get(r['impl'], r['impl'])} | "
-                   f"{_fmt_ns(r['ns_per_pkt'])} | {r['spread_pct']:.1f}% | {x} | {r['form'] or r['notes']} |")
+                   f"{_fmt_ns(r['ns_per_pkt'])} | {r['spread_pct']:.1f}% | {x} | {r.get('gbps', 0):.2f} | "
+                   f"{r['form'] or r['notes']} |")
     return "\n".join(out)
 
 
