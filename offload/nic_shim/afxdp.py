@@ -44,10 +44,10 @@ import numpy as np
 from numba import njit
 
 from .. import status as S
-from ..batch import PacketBatch
+from ..batch import META_DTYPE, PacketBatch, new_meta
 from . import _linux as L
 from ._atomic import load_acquire, store_release
-from .port import Port, empty_batch
+from .port import Port, empty_batch, fast_batch
 
 AF_XDP = 44
 SOL_XDP = 283
@@ -90,6 +90,7 @@ C_ERR = 7           # accounting violations seen by a kernel (double release, un
 C_LEN = 8
 
 SIOCGIFMTU = 0x8921
+META_ITEMSIZE = META_DTYPE.itemsize
 SIOCETHTOOL = 0x8946
 ETHTOOL_GCHANNELS = 0x3C
 
@@ -125,6 +126,17 @@ def _refill(fill_prod, fill_cons, fill_ring, size, target, free_stack, fstate, c
     ctl[C_CNT + FILL] += n
     queue_fill[0] += n
     store_release(fill_prod, 0, np.uint32((prod + n) & 0xFFFFFFFF))
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _rx_refill(rx_prod, rx_cons, d64, d32, size, maxn, out_off, out_len, out_chunk, umem, nframes, chunk,
+               bounce_base, bounce_size, free_stack, fstate, ctl, queue_fill, start,
+               fill_prod, fill_cons, fill_ring, target):
+    """:func:`_rx`, then :func:`_refill` of the same queue: one dispatch per queue and burst."""
+    n = _rx(rx_prod, rx_cons, d64, d32, size, maxn, out_off, out_len, out_chunk, umem, nframes, chunk,
+            bounce_base, bounce_size, free_stack, fstate, ctl, queue_fill, start)
+    _refill(fill_prod, fill_cons, fill_ring, size, target, free_stack, fstate, ctl, chunk, queue_fill)
     return n
 
 
@@ -224,6 +236,14 @@ def _release(chunks, free_stack, fstate, ctl):
     if ctl[C_BOUNCE_LIVE] == 0:
         ctl[C_BOUNCE_POS] = 0
     ctl[C_ERR] += bad
+    return bad
+
+
+@njit(cache=True, nogil=True)
+def _release_refill(chunks, free_stack, fstate, ctl, fill_prod, fill_cons, fill_ring, size, target, chunk,
+                    queue_fill):
+    bad = _release(chunks, free_stack, fstate, ctl)
+    _refill(fill_prod, fill_cons, fill_ring, size, target, free_stack, fstate, ctl, chunk, queue_fill)
     return bad
 
 
@@ -439,9 +459,21 @@ class AfXdpPort(Port):
         self.ctl[C_FREE_TOP] = self.nframes
         self.ctl[C_CNT + FREE] = self.nframes
         self.fill_target = min(ring, self.nframes // (2 * len(qids)))
-        self._out_off = np.zeros(self.max_burst, np.int64)
-        self._out_len = np.zeros(self.max_burst, np.int64)
-        self._out_chunk = np.zeros(self.max_burst, np.int64)
+        # per-burst output arrays come from a pool of slots (a batch owns its slot until
+        # released) so a burst allocates nothing
+        self._nslots = 64
+        mb = self.max_burst
+        self._slot_off = np.zeros((self._nslots, mb), np.int64)
+        self._slot_len = np.zeros((self._nslots, mb), np.int64)
+        self._slot_chunk = np.zeros((self._nslots, mb), np.int64)
+        self._slot_meta = new_meta(self._nslots * mb).reshape(self._nslots, mb)
+        self._meta_tpl = new_meta(mb)
+        # records are reset as bytes: a structured-array assignment goes field by field (~8x slower)
+        self._slot_meta_u8 = self._slot_meta.view(np.uint8).reshape(self._nslots, -1)
+        self._meta_tpl_u8 = self._meta_tpl.view(np.uint8)
+        self._slots_free = list(range(self._nslots - 1, -1, -1))
+        self._spare = None
+        self._empty = empty_batch()
 
         self.map_fd = L.xskmap_create(max(nq_dev, max(qids) + 1))
         first = None
@@ -469,6 +501,7 @@ class AfXdpPort(Port):
         for q in self.queues:
             self._refill(q)
         self.zerocopy = all(q.zerocopy for q in self.queues)
+        self.warm_up()   # compile the ring kernels now, not inside the first burst
 
     def _open_queue(self, q: _Queue, first: _Queue | None, zc: bool):
         s = socket.socket(AF_XDP, socket.SOCK_RAW, 0)
@@ -543,22 +576,37 @@ class AfXdpPort(Port):
         """Up to ``max_frames`` received frames as views into the UMEM; give them back with
         :meth:`release`. No system call (copy mode delivers without a wake-up)."""
         maxn = min(int(max_frames), self.max_burst)
+        if self._slots_free:
+            slot = self._slots_free.pop()
+            o_off, o_len, o_chunk = self._slot_off[slot], self._slot_len[slot], self._slot_chunk[slot]
+        else:       # more than _nslots batches held: allocate
+            slot = -1
+            o_off, o_len, o_chunk = (np.zeros(self.max_burst, np.int64) for _ in range(3))
         n = 0
         nq = len(self.queues)
         for k in range(nq):
             q = self.queues[(self._rr + k) % nq]
             r = q.rx
-            n = _rx(r.prod, r.cons, r.d64, r.d32, r.size, maxn, self._out_off, self._out_len, self._out_chunk,
-                    self.buf, self.nframes, self.chunk, self.umem_len, self.bounce_size, self.free_stack,
-                    self.fstate, self.ctl, q.fill_count, n)
-            self._refill(q)
+            f = q.fill
+            n = _rx_refill(r.prod, r.cons, r.d64, r.d32, r.size, maxn, o_off, o_len, o_chunk,
+                           self.buf, self.nframes, self.chunk, self.umem_len, self.bounce_size, self.free_stack,
+                           self.fstate, self.ctl, q.fill_count, n, f.prod, f.cons, f.d64, self.fill_target)
             if n >= maxn:
                 break
         self._rr += 1
         if n == 0:
-            return empty_batch()
-        b = PacketBatch(self.buf, self._out_off[:n].copy(), self._out_len[:n].copy())
-        self._outstanding[id(b.off)] = self._out_chunk[:n].copy()
+            if slot >= 0:
+                self._slots_free.append(slot)
+            return self._empty
+        if slot >= 0:
+            nb = n * META_ITEMSIZE
+            np.copyto(self._slot_meta_u8[slot, :nb], self._meta_tpl_u8[:nb])
+            meta = self._slot_meta[slot, :n]
+        else:
+            meta = self._meta_tpl[:n].copy()
+        b = fast_batch(self.buf, o_off[:n], o_len[:n], meta)
+        # the entry holds b.off itself, so its id cannot be reused while the batch is out
+        self._outstanding[id(b.off)] = (b.off, slot, o_chunk[:n])
         st = self._stats
         st["rx_packets"] += n
         st["rx_bytes"] += int(b.len.sum())
@@ -569,20 +617,27 @@ class AfXdpPort(Port):
         """Give the frames of an rx_burst batch back to the kernel (fill ring)."""
         if len(batch) == 0:
             return
-        chunks = self._outstanding.pop(id(batch.off), None)
-        if chunks is None:
+        ent = self._outstanding.pop(id(batch.off), None)
+        if ent is None or ent[0] is not batch.off:
             raise ValueError("release: this batch was not returned by this port's rx_burst, or was released already")
-        bad = _release(chunks, self.free_stack, self.fstate, self.ctl)
+        self._give_back(ent)
+
+    def _give_back(self, ent):
+        _, slot, chunks = ent
+        q = self.queues[0]
+        f = q.fill
+        bad = _release_refill(chunks, self.free_stack, self.fstate, self.ctl, f.prod, f.cons, f.d64, f.size,
+                              self.fill_target, self.chunk, q.fill_count)
+        for q in self.queues[1:]:
+            self._refill(q)
+        if slot >= 0:
+            self._slots_free.append(slot)
         if bad:
             raise AssertionError(f"release: {bad} frames were not in use (accounting broken)")
-        for q in self.queues:
-            self._refill(q)
 
     def release_all(self) -> None:
         for key in list(self._outstanding):
-            _release(self._outstanding.pop(key), self.free_stack, self.fstate, self.ctl)
-        for q in self.queues:
-            self._refill(q)
+            self._give_back(self._outstanding.pop(key))
 
     def reap(self) -> int:
         """Free the chunks of completed transmissions. Returns how many."""
@@ -621,7 +676,9 @@ class AfXdpPort(Port):
         from ..batch import new_meta
         _tx(self.buf, z, z, new_meta(1)["status"][:0], t.prod, t.cons, t.d64, t.d32, t.size, self.buf,
             self.chunk, self.max_descs, self.free_stack, self.fstate, self.ctl)
-        _release(z, self.free_stack, self.fstate, self.ctl)
+        f = q.fill
+        _release_refill(z, self.free_stack, self.fstate, self.ctl, f.prod, f.cons, f.d64, f.size, self.fill_target,
+                        self.chunk, q.fill_count)
         self.reap()
         self.rx_burst(0)
 
@@ -697,7 +754,7 @@ class AfXdpPort(Port):
         assert top == counts[FREE], f"free stack holds {top}, {counts[FREE]} chunks are free"
         assert np.unique(stack).shape[0] == top, "a chunk is on the free stack twice"
         assert (fs[stack] == FREE).all(), "a chunk on the free stack is not free"
-        held = sum(int((c >= 0).sum()) for c in self._outstanding.values())
+        held = sum(int((e[2] >= 0).sum()) for e in self._outstanding.values())
         assert held == counts[INUSE], f"{held} chunks in outstanding batches, {counts[INUSE]} in use"
         assert sum(int(q.fill_count[0]) for q in self.queues) == counts[FILL]
         assert self.ctl[C_ERR] == 0, f"{self.ctl[C_ERR]} accounting violations seen by the ring kernels"

@@ -29,7 +29,7 @@ from .. import vnet
 from ..batch import PacketBatch
 from ..status import SHIM_DROPPED
 from . import _linux as L
-from .port import Port, empty_batch
+from .port import MetaPool, Port, empty_batch, fast_batch
 
 SOL_PACKET = 263
 PACKET_RX_RING = 5
@@ -144,6 +144,13 @@ class PacketPort(Port):
         self._out_len = np.zeros(self.max_burst, np.int64)
         self._bad = np.zeros(1, np.int64)
         self._stats.update(rx_vlan_stripped=0, rx_bad_ring=0, tx_errors=0)
+        self._meta = MetaPool(self.max_burst)
+        self._scratch = self._meta.take(self.max_burst)
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        _walk_block(self.ring, 0, self.block_size, -1, 0, 0, 0, self._out_off, self._out_len, self._scratch,
+                    self.hlen, self._bad)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -159,7 +166,7 @@ class PacketPort(Port):
 
     def rx_burst(self, max_frames: int = 64) -> PacketBatch:
         maxn = min(int(max_frames), self.max_burst)
-        meta = PacketBatch(self.ring, np.zeros(maxn, np.int64), np.zeros(maxn, np.int64)).meta
+        meta = self._meta.take(maxn)
         n = 0
         touched = []
         vlan = 0
@@ -194,11 +201,11 @@ class PacketPort(Port):
             return empty_batch()
         for b in touched:
             self._refs[b] += 1
-        out = PacketBatch(self.ring, self._out_off[:n].copy(), self._out_len[:n].copy(), meta[:n].copy())
+        out = fast_batch(self.ring, self._out_off[:n].copy(), self._out_len[:n].copy(), meta[:n])
         if not self.hlen:
             out.meta["vnet_flags"] = 0
             out.meta["gso_type"] = 0
-        self._outstanding[id(out.off)] = touched
+        self._outstanding[id(out.off)] = (out.off, touched)
         st = self._stats
         st["rx_packets"] += n
         st["rx_bytes"] += int(out.len.sum())
@@ -209,10 +216,10 @@ class PacketPort(Port):
     def release(self, batch: PacketBatch) -> None:
         if len(batch) == 0:
             return
-        blks = self._outstanding.pop(id(batch.off), None)
-        if blks is None:
+        ent = self._outstanding.pop(id(batch.off), None)
+        if ent is None or ent[0] is not batch.off:
             raise ValueError("release: this batch was not returned by this port's rx_burst, or was released already")
-        for b in blks:
+        for b in ent[1]:
             self._refs[b] -= 1
             if self._refs[b] == 0 and self._done[b]:
                 self._give_back(b)
@@ -222,7 +229,7 @@ class PacketPort(Port):
             self.release_key(k)
 
     def release_key(self, k):
-        for b in self._outstanding.pop(k):
+        for b in self._outstanding.pop(k)[1]:
             self._refs[b] -= 1
             if self._refs[b] == 0 and self._done[b]:
                 self._give_back(b)
@@ -263,10 +270,10 @@ class PacketPort(Port):
         return sent + dropped
 
     def check_frames(self, quiet: bool = False) -> dict:
-        held = {b for v in self._outstanding.values() for b in v}
+        held = {b for v in self._outstanding.values() for b in v[1]}
         refs = np.zeros(self.nblocks, np.int64)
         for v in self._outstanding.values():
-            for b in v:
+            for b in v[1]:
                 refs[b] += 1
         assert (refs == self._refs).all(), "block reference counts disagree with the outstanding batches"
         user = [b for b in range(self.nblocks) if self._blk_status(b) & TP_STATUS_USER]

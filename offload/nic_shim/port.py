@@ -179,3 +179,33 @@ def _typed(opts: dict) -> dict:
 
 def empty_batch() -> PacketBatch:
     return PacketBatch(np.zeros(4, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+class MetaPool:
+    """Fresh ``meta`` records for bursts without building them field by field each time
+    (``new_meta`` costs ~8 us; copying a prepared template of n records ~1 us)."""
+
+    def __init__(self, max_burst: int):
+        from ..batch import new_meta
+        self.tpl = new_meta(max_burst)
+        self._tpl8 = self.tpl.view(np.uint8)
+        self._isz = self.tpl.dtype.itemsize
+
+    def take(self, n: int) -> np.ndarray:
+        # copied as bytes: a structured-array copy goes field by field (~8x slower)
+        out = np.empty(n, self.tpl.dtype)
+        np.copyto(out.view(np.uint8), self._tpl8[:n * self._isz])
+        return out
+
+
+def fast_batch(buf, off, length, meta) -> PacketBatch:
+    """A PacketBatch over frames a port has just placed itself (their bounds are right by
+    construction): skips the constructor's checks, which cost more than a whole burst."""
+    b = PacketBatch.__new__(PacketBatch)
+    b.buf = buf
+    b.off = off
+    b.len = length
+    b.meta = meta
+    b.ts = b.wire_len = b.iface = None
+    b._w32 = None
+    return b

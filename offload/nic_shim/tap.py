@@ -25,7 +25,7 @@ from .. import vnet
 from ..status import SHIM_DROPPED as _SHIM_DROPPED
 from ..batch import PacketBatch
 from . import _linux as L
-from .port import Port, empty_batch
+from .port import MetaPool, Port, empty_batch, fast_batch
 
 TUNSETIFF = 0x400454CA
 TUNSETOFFLOAD = 0x400454D0
@@ -95,6 +95,7 @@ class TapPort(Port):
         self._outstanding: dict[int, list[int]] = {}
         self._hdr_idx = np.arange(self.hlen)
         self._stats.update(rx_bad_vnet=0, tx_errors=0)
+        self._meta = MetaPool(self.nslots)
 
     def fileno(self) -> int:
         return self.fd
@@ -126,11 +127,11 @@ class TapPort(Port):
         if not slots:
             return empty_batch()
         base = np.array(slots, np.int64) * SLOT
-        b = PacketBatch(self.buf, base + self.hlen, np.array(lens, np.int64))
+        b = fast_batch(self.buf, base + self.hlen, np.array(lens, np.int64), self._meta.take(len(slots)))
         hdrs = self.buf[base[:, None] + self._hdr_idx].reshape(-1).view(
             vnet.VNET_DTYPE if self.hlen == vnet.HDR_LEN else vnet.VNET_DTYPE_MRG)
         vnet.load_into_meta(b.meta, hdrs)
-        self._outstanding[id(b.off)] = slots
+        self._outstanding[id(b.off)] = (b.off, slots)
         st = self._stats
         st["rx_packets"] += len(slots)
         st["rx_bytes"] += int(b.len.sum())
@@ -140,14 +141,14 @@ class TapPort(Port):
     def release(self, batch: PacketBatch) -> None:
         if len(batch) == 0:
             return
-        slots = self._outstanding.pop(id(batch.off), None)
-        if slots is None:
+        ent = self._outstanding.pop(id(batch.off), None)
+        if ent is None or ent[0] is not batch.off:
             raise ValueError("release: this batch was not returned by this port's rx_burst, or was released already")
-        self._free.extend(slots)
+        self._free.extend(ent[1])
 
     def release_all(self) -> None:
         for k in list(self._outstanding):
-            self._free.extend(self._outstanding.pop(k))
+            self._free.extend(self._outstanding.pop(k)[1])
 
     def tx_burst(self, batch: PacketBatch) -> int:
         """Write each frame behind its virtio header from ``meta``. A frame the kernel
@@ -184,7 +185,7 @@ class TapPort(Port):
         return sent + dropped
 
     def check_frames(self, quiet: bool = False) -> dict:
-        held = sum(len(v) for v in self._outstanding.values())
+        held = sum(len(v[1]) for v in self._outstanding.values())
         assert len(set(self._free)) == len(self._free), "a slot is free twice"
         assert held + len(self._free) == self.nslots, f"{self.nslots - held - len(self._free)} slots leaked"
         return {"free": len(self._free), "in_use": held}
