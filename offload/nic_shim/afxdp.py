@@ -267,9 +267,11 @@ def _reap(comp_prod, comp_cons, comp_ring, size, nframes, chunk, free_stack, fst
 
 
 @njit(cache=True, nogil=True)
-def _tx(src, off, ln, status, tx_prod, tx_cons, d64, d32, size, umem, chunk, max_descs, free_stack, fstate, ctl):
+def _tx(src, off, ln, dropped_idx, tx_prod, tx_cons, d64, d32, size, umem, chunk, max_descs, free_stack, fstate,
+        ctl):
     """Copy frames into free chunks and publish them on the TX ring (chained with
-    XDP_PKT_CONTD when larger than a chunk). Returns (frames taken, frames dropped, bytes)."""
+    XDP_PKT_CONTD when larger than a chunk). Frames that can never be sent are taken
+    and their indices written to ``dropped_idx``. Returns (frames taken, frames dropped, bytes)."""
     prod = np.int64(tx_prod[0])
     cons = np.int64(load_acquire(tx_cons, 0))
     space = size - ((prod - cons) & 0xFFFFFFFF)
@@ -284,7 +286,8 @@ def _tx(src, off, ln, status, tx_prod, tx_cons, d64, d32, size, umem, chunk, max
         s = off[i]
         nd = (n + chunk - 1) // chunk
         if n <= 0 or nd > max_descs or s < 0 or s + n > nsrc:
-            status[i] = S.SHIM_DROPPED
+            if dropped < dropped_idx.shape[0]:
+                dropped_idx[dropped] = i
             dropped += 1
             taken += 1
             continue
@@ -312,6 +315,15 @@ def _tx(src, off, ln, status, tx_prod, tx_cons, d64, d32, size, umem, chunk, max
     if used:
         store_release(tx_prod, 0, np.uint32((prod + used) & 0xFFFFFFFF))
     return taken, dropped, nbytes
+
+
+@njit(cache=True, nogil=True)
+def _reap_tx(comp_prod, comp_cons, comp_ring, nframes, src, off, ln, dropped_idx, tx_prod, tx_cons, d64, d32, size,
+             umem, chunk, max_descs, free_stack, fstate, ctl):
+    """:func:`_reap` of the completion ring, then :func:`_tx`: one dispatch per burst."""
+    _reap(comp_prod, comp_cons, comp_ring, size, nframes, chunk, free_stack, fstate, ctl)
+    return _tx(src, off, ln, dropped_idx, tx_prod, tx_cons, d64, d32, size, umem, chunk, max_descs, free_stack,
+               fstate, ctl)
 
 
 # -- Python side ---------------------------------------------------------------
@@ -474,6 +486,7 @@ class AfXdpPort(Port):
         self._slots_free = list(range(self._nslots - 1, -1, -1))
         self._spare = None
         self._empty = empty_batch()
+        self._dropped_idx = np.zeros(self.max_burst, np.int64)
 
         self.map_fd = L.xskmap_create(max(nq_dev, max(qids) + 1))
         first = None
@@ -652,18 +665,24 @@ class AfXdpPort(Port):
         """Copy the frames into UMEM chunks, publish them on queue ``queue``'s TX ring and
         kick the kernel. Returns the number of frames taken (sent or dropped as unsendable)."""
         q = self.queues[queue]
-        self.reap()
-        if len(batch) == 0:
+        n = len(batch)
+        if n == 0:
+            self.reap()
             return 0
+        if n > self._dropped_idx.shape[0]:
+            self._dropped_idx = np.zeros(n, np.int64)
         t = q.tx
-        taken, dropped, nbytes = _tx(batch.buf, batch.off, batch.len, batch.meta["status"], t.prod, t.cons,
-                                     t.d64, t.d32, t.size, self.buf, self.chunk, self.max_descs,
-                                     self.free_stack, self.fstate, self.ctl)
+        c = q.comp
+        taken, dropped, nbytes = _reap_tx(c.prod, c.cons, c.d64, self.nframes, batch.buf, batch.off, batch.len,
+                                          self._dropped_idx, t.prod, t.cons, t.d64, t.d32, t.size, self.buf,
+                                          self.chunk, self.max_descs, self.free_stack, self.fstate, self.ctl)
         st = self._stats
         st["tx_packets"] += taken - dropped
         st["tx_bytes"] += nbytes
-        st["tx_dropped"] += dropped
-        if taken < len(batch):
+        if dropped:
+            st["tx_dropped"] += dropped
+            batch.meta["status"][self._dropped_idx[:dropped]] = S.SHIM_DROPPED
+        if taken < n:
             st["tx_full"] += 1
         if taken - dropped:
             self.kick(q)
@@ -673,9 +692,9 @@ class AfXdpPort(Port):
         q = self.queues[0]
         t = q.tx
         z = np.zeros(0, np.int64)
-        from ..batch import new_meta
-        _tx(self.buf, z, z, new_meta(1)["status"][:0], t.prod, t.cons, t.d64, t.d32, t.size, self.buf,
-            self.chunk, self.max_descs, self.free_stack, self.fstate, self.ctl)
+        c = q.comp
+        _reap_tx(c.prod, c.cons, c.d64, self.nframes, self.buf, z, z, self._dropped_idx, t.prod, t.cons, t.d64,
+                 t.d32, t.size, self.buf, self.chunk, self.max_descs, self.free_stack, self.fstate, self.ctl)
         f = q.fill
         _release_refill(z, self.free_stack, self.fstate, self.ctl, f.prod, f.cons, f.d64, f.size, self.fill_target,
                         self.chunk, q.fill_count)
