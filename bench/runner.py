@@ -485,6 +485,11 @@ def run(outdir: str, short: bool = True, suites: str = "compare", peers=("c", "d
     reps = 15 if short else 41
     min_ns = 500_000 if short else 5_000_000
     bins = build_peers(log) if ("c" in peers or "dpdk" in peers) else {}
+    for name, peer, why in (("cref", "c", "no C compiler (make bench-peers builds it)"),
+                            ("dpdk_peer", "dpdk", "DPDK not installed: libdpdk-dev (Debian) and pkg-config are "
+                             "needed; `make bench` installs them when run as root")):
+        if peer in peers and not bins.get(name):
+            skipped.append({"peer": peer, "op": "all", "workload": "", "skipped": why})
     for w in ws:
         for name, peer in (("cref", "c"), ("dpdk_peer", "dpdk")):
             if peer in peers and bins.get(name):
