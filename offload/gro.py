@@ -69,7 +69,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.core import config as _nb_config
+from numba.core import types as _nb_types
+from numba.core.extending import intrinsic
 
 from . import status as S
 from . import vnet as V
@@ -200,10 +204,79 @@ def _mix(h, v):
     return h ^ (h >> np.uint64(31))
 
 
+@intrinsic
+def _ld64_raw(typingctx, arr, idx):
+    """8 bytes at ``arr[idx]`` as one (unaligned, host-order) load: headers are compared
+    a word at a time. Callers guarantee ``idx + 8 <= len(arr)``."""
+    sig = _nb_types.uint64(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        p = builder.bitcast(builder.gep(a.data, [args[1]]), ir.IntType(64).as_pointer())
+        return builder.load(p, align=1)
+    return sig, codegen
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _bytes_eq(a, ia, b, ib, n):
-    for k in range(n):
+def _ld64_checked(arr, idx):
+    v = np.uint64(0)
+    for k in range(8):
+        v |= np.uint64(arr[idx + k]) << np.uint64(8 * k)
+    return v
+
+
+# bounds-checked runs read through indexing, so NUMBA_BOUNDSCHECK sees every access
+_ld64 = _ld64_checked if _nb_config.BOUNDSCHECK else _ld64_raw
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _eq_range(a, ia, b, ib, n):
+    k = 0
+    while k + 8 <= n:
+        if _ld64(a, ia + k) != _ld64(b, ib + k):
+            return False
+        k += 8
+    while k < n:
         if a[ia + k] != b[ib + k]:
+            return False
+        k += 1
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _fast_match(buf, s, m, sbuf, hs, hm, cwr_ign):
+    """True when frame (buf, s, m) and the aggregate head agree on every header byte Linux
+    requires equal (flow key, TTL/TOS/DF or traffic class/hop limit, ACK, data offset, flags
+    but FIN/PSH, window, options): the common case, checked a word at a time. False means
+    "look closer" (another flow, or a refusal whose reason the slow path finds)."""
+    l3 = np.int64(m.l3_off)
+    l4 = np.int64(m.l4_off)
+    po = np.int64(m.pay_off)
+    if l3 != np.int64(hm.l3_off) or l4 != np.int64(hm.l4_off) or po != np.int64(hm.pay_off) \
+            or m.l4_proto != hm.l4_proto or m.l3_proto != hm.l3_proto:
+        return False
+    if np.int64(m.l3_proto) == 0x0800:
+        if not _eq_range(buf, s, sbuf, hs, l3 + 2):
+            return False
+        if (buf[s + l3 + 6] ^ sbuf[hs + l3 + 6]) & 0x40:
+            return False
+        if buf[s + l3 + 8] != sbuf[hs + l3 + 8] or buf[s + l3 + 9] != sbuf[hs + l3 + 9]:
+            return False
+        if not _eq_range(buf, s + l3 + 12, sbuf, hs + l3 + 12, 8):
+            return False
+    else:
+        if not _eq_range(buf, s, sbuf, hs, l3 + 4):
+            return False
+        if not _eq_range(buf, s + l3 + 6, sbuf, hs + l3 + 6, l4 - l3 - 6):
+            return False
+    if not _eq_range(buf, s + l4, sbuf, hs + l4, 4):
+        return False
+    if np.int64(m.l4_proto) == 6:
+        if not _eq_range(buf, s + l4 + 8, sbuf, hs + l4 + 8, 4):
+            return False
+        if (_be32(buf, s + l4 + 12) ^ _be32(sbuf, hs + l4 + 12)) & ~(TCP_FIN | TCP_PSH | cwr_ign):
+            return False
+        if not _eq_range(buf, s + l4 + 20, sbuf, hs + l4 + 20, po - l4 - 20):
             return False
     return True
 
@@ -288,63 +361,68 @@ def _same_flow(buf, s, m, sbuf, hs, hm):
             or buf[s + l4 + 2] != sbuf[hs + hl4 + 2] or buf[s + l4 + 3] != sbuf[hs + hl4 + 3]:
         return False
     if np.int64(m.l3_proto) == 0x0800:
-        if not _bytes_eq(buf, s + l3 + 12, sbuf, hs + l3 + 12, 8):
+        if not _eq_range(buf, s + l3 + 12, sbuf, hs + l3 + 12, 8):
             return False
     else:
         if (_be32(buf, s + l3) & 0xF00FFFFF) != (_be32(sbuf, hs + l3) & 0xF00FFFFF):
             return False
-        if not _bytes_eq(buf, s + l3 + 8, sbuf, hs + l3 + 8, 32):
+        if not _eq_range(buf, s + l3 + 8, sbuf, hs + l3 + 8, 32):
             return False
         ext = np.int64(m.ext_len)
-        if ext != np.int64(hm.ext_len) or not _bytes_eq(buf, s + l3 + 40, sbuf, hs + l3 + 40, ext):
+        if ext != np.int64(hm.ext_len) or not _eq_range(buf, s + l3 + 40, sbuf, hs + l3 + 40, ext):
             return False
-    return _bytes_eq(buf, s, sbuf, hs, l3)
+    return _eq_range(buf, s, sbuf, hs, l3)
 
 
 @njit(cache=True, nogil=True)
-def _refuse(buf, s, m, sbuf, hs, hm, agg, a, P):
+def _refuse(buf, s, m, sbuf, hs, hm, agg, a, P, checked):
     """-1 when frame (buf, s, m) may join aggregate ``a`` (head at sbuf[hs:], meta hm),
-    else the R_* reason. Linux's order of checks does not matter: any refusal has the same
-    effect (flush the aggregate, start a new one)."""
+    else the R_* reason. ``checked``: :func:`_fast_match` already found the compared header
+    bytes equal. Linux's order of checks does not matter: any refusal has the same effect
+    (flush the aggregate, start a new one)."""
     pay = np.int64(m.pay_len)
     l3 = s + np.int64(m.l3_off)
     hl3 = hs + np.int64(hm.l3_off)
     count = agg[AG_COUNT, a]
-    if np.int64(m.l3_proto) == 0x0800:
-        if buf[l3 + 8] != sbuf[hl3 + 8]:
-            return R_TTL
-        if buf[l3 + 1] != sbuf[hl3 + 1]:
-            return R_TOS
-        if (buf[l3 + 6] ^ sbuf[hl3 + 6]) & 0x40:
-            return R_DF
+    v4 = np.int64(m.l3_proto) == 0x0800
+    if not checked:
+        if v4:
+            if buf[l3 + 8] != sbuf[hl3 + 8]:
+                return R_TTL
+            if buf[l3 + 1] != sbuf[hl3 + 1]:
+                return R_TOS
+            if (buf[l3 + 6] ^ sbuf[hl3 + 6]) & 0x40:
+                return R_DF
+        else:
+            if buf[l3 + 7] != sbuf[hl3 + 7]:
+                return R_HOPLIMIT
+            if (_be32(buf, l3) ^ _be32(sbuf, hl3)) & 0x0FF00000:
+                return R_TCLASS
+    if v4:
         idoff = (_be16(buf, l3 + 4) - agg[AG_ID0, a]) & 0xFFFF
         if count == 1 and idoff == 0 and (P[P_FIXEDID_DF] == 0 or (buf[l3 + 6] & 0x40)):
             agg[AG_IDFIX, a] = 1
         want = 0 if agg[AG_IDFIX, a] else (count & 0xFFFF)
         if idoff != want:
             return R_IPID
-    else:
-        if buf[l3 + 7] != sbuf[hl3 + 7]:
-            return R_HOPLIMIT
-        if (_be32(buf, l3) ^ _be32(sbuf, hl3)) & 0x0FF00000:
-            return R_TCLASS
     l4 = s + np.int64(m.l4_off)
     hl4 = hs + np.int64(hm.l4_off)
     gso = agg[AG_GSO, a]
     if np.int64(m.l4_proto) == 6:
         fw = _be32(buf, l4 + 12)
-        ign = TCP_FIN | TCP_PSH
-        if P[P_CWR] == CWR_LEGACY:
-            if fw & TCP_CWR:
-                return R_CWR
-            ign |= TCP_CWR
-        if (fw ^ _be32(sbuf, hl4 + 12)) & ~ign:
-            return R_FLAGS
-        if not _bytes_eq(buf, l4 + 8, sbuf, hl4 + 8, 4):
-            return R_ACK
-        thl = np.int64(m.l4_hdr_len)
-        if not _bytes_eq(buf, l4 + 20, sbuf, hl4 + 20, thl - 20):
-            return R_OPTS
+        if P[P_CWR] == CWR_LEGACY and (fw & TCP_CWR):
+            return R_CWR
+        if not checked:
+            ign = TCP_FIN | TCP_PSH
+            if P[P_CWR] == CWR_LEGACY:
+                ign |= TCP_CWR
+            if (fw ^ _be32(sbuf, hl4 + 12)) & ~ign:
+                return R_FLAGS
+            if not _eq_range(buf, l4 + 8, sbuf, hl4 + 8, 4):
+                return R_ACK
+            thl = np.int64(m.l4_hdr_len)
+            if thl != np.int64(hm.l4_hdr_len) or not _eq_range(buf, l4 + 20, sbuf, hl4 + 20, thl - 20):
+                return R_OPTS
         if pay > gso:
             return R_LARGER
         if _be32(buf, l4 + 4) != agg[AG_NSEQ, a]:
@@ -358,12 +436,9 @@ def _refuse(buf, s, m, sbuf, hs, hm, agg, a, P):
         if count >= P[P_UDP_MAX]:
             return R_COUNT
         limit = min(P[P_MAX_SIZE], GRO_LEGACY_MAX_SIZE)
-    if np.int64(m.l3_proto) == 0x86DD and np.int64(m.ext_len) > 0:
+    if not v4 and np.int64(m.ext_len) > 0:
         # a jumbo option is only added in front of a bare IPv6 header (as Linux does)
         limit = min(limit, 65535 + 40 + 1)
-    if np.int64(m.l3_proto) == 0x86DD:
-        # IPv6 payload length counts without the fixed header; the cap applies to the IP packet
-        pass
     if agg[AG_L3LEN, a] + pay >= limit:
         return R_SIZE
     return -1
@@ -384,6 +459,24 @@ def _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta):
             hd = agg[AG_HEAD, a]
             if _same_flow(buf, s, m, sbuf, soff[hd], smeta[hd]):
                 return a, j
+        j = (j + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _lookup_fast(buf, s, m, h, htab, agg, sbuf, soff, smeta, cwr_ign):
+    """Like :func:`_lookup`, plus whether the headers already passed :func:`_fast_match`."""
+    mask = htab.shape[0] - 1
+    j = h & mask
+    while True:
+        a = htab[j]
+        if a < 0:
+            return -1, j, False
+        if agg[AG_HASH, a] == h:
+            hd = agg[AG_HEAD, a]
+            if _fast_match(buf, s, m, sbuf, soff[hd], smeta[hd], cwr_ign):
+                return a, j, True
+            if _same_flow(buf, s, m, sbuf, soff[hd], smeta[hd]):
+                return a, j, False
         j = (j + 1) & mask
 
 
@@ -753,6 +846,7 @@ def _run(buf, off, length, meta, ts, src0,
     ssrc = sx[1]
     sts = sx[2]
     timeout = P[P_TIMEOUT]
+    cwr_ign = TCP_CWR if P[P_CWR] == CWR_LEGACY else 0
     parse_frames(buf, off, length, meta)
     C[C_IN] += n
     for i in range(n):
@@ -794,11 +888,11 @@ def _run(buf, off, length, meta, ts, src0,
         l4 = s + np.int64(m.l4_off)
         fw = _be32(buf, l4 + 12) if tcp else 0
         h = _flow_hash(buf, s, m)
-        a, pos = _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta)
+        a, pos, checked = _lookup_fast(buf, s, m, h, htab, agg, sbuf, soff, smeta, cwr_ign)
         merged = False
         if a >= 0:
             hd = agg[AG_HEAD, a]
-            r = _refuse(buf, s, m, sbuf, soff[hd], smeta[hd], agg, a, P)
+            r = _refuse(buf, s, m, sbuf, soff[hd], smeta[hd], agg, a, P, checked)
             if r < 0:
                 merged = True
             else:
