@@ -69,17 +69,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from llvmlite import ir
 from numba import njit
-from numba.core import config as _nb_config
-from numba.core import types as _nb_types
-from numba.core.extending import intrinsic
 
 from . import status as S
 from . import vnet as V
 from .batch import META_DTYPE, OutputArena, PacketBatch, new_meta
-from .csum import (copy_bytes, copy_sum, csum_add, csum_add_at, pseudo_sum_v4,
-                   pseudo_sum_v6, sum_span)
+from .csum import (copy_bytes, copy_sum64, csum_add, csum_add_at, load64,
+                   pseudo_sum_v4, pseudo_sum_v6, sum_short)
 from .parse import parse_frames, parse_one
 
 # --- parameters (P[...]) -----------------------------------------------------
@@ -204,36 +200,11 @@ def _mix(h, v):
     return h ^ (h >> np.uint64(31))
 
 
-@intrinsic
-def _ld64_raw(typingctx, arr, idx):
-    """8 bytes at ``arr[idx]`` as one (unaligned, host-order) load: headers are compared
-    a word at a time. Callers guarantee ``idx + 8 <= len(arr)``."""
-    sig = _nb_types.uint64(arr, idx)
-
-    def codegen(context, builder, signature, args):
-        a = context.make_array(signature.args[0])(context, builder, args[0])
-        p = builder.bitcast(builder.gep(a.data, [args[1]]), ir.IntType(64).as_pointer())
-        return builder.load(p, align=1)
-    return sig, codegen
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _ld64_checked(arr, idx):
-    v = np.uint64(0)
-    for k in range(8):
-        v |= np.uint64(arr[idx + k]) << np.uint64(8 * k)
-    return v
-
-
-# bounds-checked runs read through indexing, so NUMBA_BOUNDSCHECK sees every access
-_ld64 = _ld64_checked if _nb_config.BOUNDSCHECK else _ld64_raw
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _eq_range(a, ia, b, ib, n):
     k = 0
     while k + 8 <= n:
-        if _ld64(a, ia + k) != _ld64(b, ib + k):
+        if load64(a, ia + k) != load64(b, ib + k):
             return False
         k += 8
     while k < n:
@@ -311,7 +282,7 @@ def _classify(buf, w32, s, meta, i, P):
         return S.GRO_L2_PAD, True
     l3 = s + np.int64(m.l3_off)
     if l3p == 0x0800 and P[P_VERIFY] != 0 and (np.int64(m.vnet_flags) & V.F_DATA_VALID) == 0:
-        if sum_span(buf, w32, l3, 20) != 0xFFFF:
+        if sum_short(buf, l3, 20) != 0xFFFF:
             return S.GRO_BAD_CSUM, True
     l4 = s + np.int64(m.l4_off)
     pay = np.int64(m.pay_len)
@@ -525,24 +496,12 @@ def _out_slot(obuf, o2, st, need):
 
 
 @njit(cache=True, nogil=True)
-def _verify_l4(sbuf, sw32, s, m):
-    """Sum check of frame s's TCP/UDP checksum over [l4, l3_end): True when valid."""
-    l3 = s + np.int64(m.l3_off)
-    l4 = s + np.int64(m.l4_off)
-    l4len = np.int64(m.l3_end) - np.int64(m.l4_off)
-    proto = np.int64(m.l4_proto)
-    if np.int64(m.l3_proto) == 0x0800:
-        ps = pseudo_sum_v4(sbuf, l3, proto, l4len)
-    else:
-        ps = pseudo_sum_v6(sbuf, l3, s + np.int64(m.dst_off), proto, l4len)
-    return csum_add(ps, sum_span(sbuf, sw32, l4, l4len)) == 0xFFFF
-
-
-@njit(cache=True, nogil=True)
 def _emit_raw(sbuf, sw32, s, n, smeta, j, src, ts, code, verify, obuf, ow32, o2, ometa, st, C):
     """Copy frame j unchanged; ``verify``: check its L4 checksum on the way (DATA_VALID if good,
     GRO_BAD_CSUM if not). Returns the status written."""
-    start = _out_slot(obuf, o2, st, n)
+    start = _out_slot(obuf, o2, st, n + 8)
+    if start >= 0:
+        start += s & 7          # same alignment mod 8 as the source: whole-word copies
     if start < 0:
         smeta[j].status = S.GRO_NO_ROOM
         _count(C, S.GRO_NO_ROOM)
@@ -553,7 +512,7 @@ def _emit_raw(sbuf, sw32, s, n, smeta, j, src, ts, code, verify, obuf, ow32, o2,
         l4 = np.int64(m.l4_off)
         end = np.int64(m.l3_end)
         copy_bytes(sbuf, s, obuf, start, l4)
-        ssum = copy_sum(sbuf, sw32, s + l4, obuf, ow32, start + l4, end - l4)
+        ssum = copy_sum64(sbuf, sw32, s + l4, obuf, ow32, start + l4, end - l4)
         copy_bytes(sbuf, s + end, obuf, start + end, n - end)
         l3 = s + np.int64(m.l3_off)
         proto = np.int64(m.l4_proto)
@@ -628,7 +587,7 @@ def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
             _put16(obuf, o + l3 + 2, iplen if iplen <= 0xFFFF else 0)
             obuf[o + l3 + 10] = 0
             obuf[o + l3 + 11] = 0
-            c = 0xFFFF ^ np.int64(sum_span(obuf, ow32, o + l3, 20))
+            c = 0xFFFF ^ np.int64(sum_short(obuf, o + l3, 20))
             _put16(obuf, o + l3 + 10, c)
         else:
             plen = n - l3 - 40
@@ -668,7 +627,7 @@ def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
         else:
             ps = pseudo_sum_v6(obuf, o + l3, o + np.int64(hm.dst_off), proto, l4len)
         if P[P_CSUM_FULL]:
-            hsum = sum_span(obuf, ow32, o + l4, thl)
+            hsum = sum_short(obuf, o + l4, thl)
             c = 0xFFFF ^ np.int64(csum_add(csum_add(ps, hsum), tsum))
             if proto == 17 and c == 0:
                 c = 0xFFFF
@@ -717,7 +676,7 @@ def _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa,
     j = agg[AG_HEAD, a]
     idfix = agg[AG_IDFIX, a]
     verify = P[P_VERIFY] != 0
-    total = agg[AG_L3LEN, a] + np.int64(smeta[j].l3_off) + _JUMBO_ROOM
+    total = agg[AG_L3LEN, a] + np.int64(smeta[j].l3_off) + _JUMBO_ROOM + 8
     cur = -1            # head slot of the output being built
     start = 0
     hdr = 0
@@ -738,7 +697,7 @@ def _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa,
                 _count(C, S.GRO_NO_ROOM)
                 j = nxt
                 continue
-            start += _JUMBO_ROOM
+            start += _JUMBO_ROOM + (s & 7)
             copy_bytes(sbuf, s, obuf, start, po)
             hdr = po
             pay = 0
@@ -746,7 +705,7 @@ def _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa,
             fl_or = 0
             tsum = np.uint64(0)
             cur = j
-        psum = copy_sum(sbuf, sw32, s + po, obuf, ow32, start + hdr + pay, pl)
+        psum = copy_sum64(sbuf, sw32, s + po, obuf, ow32, start + hdr + pay, pl)
         good = True
         if verify and (np.int64(m.vnet_flags) & V.F_DATA_VALID) == 0:
             l3 = s + np.int64(m.l3_off)
@@ -757,7 +716,7 @@ def _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa,
                 ps = pseudo_sum_v4(sbuf, l3, proto, l4len)
             else:
                 ps = pseudo_sum_v6(sbuf, l3, s + np.int64(m.dst_off), proto, l4len)
-            hs = sum_span(sbuf, sw32, l4, np.int64(m.l4_hdr_len))
+            hs = sum_short(sbuf, l4, np.int64(m.l4_hdr_len))
             good = csum_add(csum_add(ps, hs), psum) == 0xFFFF
         if not good:
             if cnt > 0:
@@ -819,26 +778,29 @@ def _flush(a, reason, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta, sx
 # --------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def _run(buf, off, length, meta, ts, src0,
-         sbuf, soff, slen, smeta, sx,
+         sbuf, soff, slen, smeta, sx, stage,
          agg, htab, afree, sfree, st,
          obuf, o2, ometa, P, C, now, flush_all):
     """Process frames [0, n) of the input; the store (sbuf, soff, slen, smeta, sx) holds the
     frames of open aggregates: in burst mode it *is* the input (P_SLOT == 0), in streaming
-    mode frames are copied into slots of P_SLOT bytes. ``flush_all``: 1 flush everything at
+    mode frames are copied into slots of P_SLOT bytes of ``stage`` (the same array as
+    ``sbuf``; a separate argument so a read-only input, an mmapped capture, can be the
+    store in burst mode). ``flush_all``: 1 flush everything at
     the end; 0 flush by timeout (``now``, ns); -1 flush nothing."""
-    w32 = buf[:(buf.shape[0] >> 2) << 2].view(np.uint32)
-    sw32 = sbuf[:(sbuf.shape[0] >> 2) << 2].view(np.uint32)
-    ow32 = obuf[:(obuf.shape[0] >> 2) << 2].view(np.uint32)
+    # 64-bit word views for copy_sum64 (word k = bytes 8k..8k+7 of the array)
+    w32 = buf[:(buf.shape[0] >> 3) << 3].view(np.uint64)
+    sw32 = sbuf[:(sbuf.shape[0] >> 3) << 3].view(np.uint64)
+    ow32 = obuf[:(obuf.shape[0] >> 3) << 3].view(np.uint64)
     n = off.shape[0]
     stream = P[P_SLOT] > 0
     # room check up front (the caller grows the arena and calls again): every output frame is
     # at most its input bytes, plus alignment and jumbo room; held frames come out too
     need = np.int64(128)
     for i in range(n):
-        need += length[i] + 64 + _JUMBO_ROOM
+        need += length[i] + 72 + _JUMBO_ROOM
     frames = n
     if stream:
-        need += sx.shape[1] * (P[P_SLOT] + 64 + _JUMBO_ROOM)
+        need += sx.shape[1] * (P[P_SLOT] + 72 + _JUMBO_ROOM)
         frames += sx.shape[1]
     if need > obuf.shape[0] or frames > o2.shape[1]:
         return -need
@@ -909,7 +871,7 @@ def _run(buf, off, length, meta, ts, src0,
             st[ST_SFREE] -= 1
             j = sfree[st[ST_SFREE]]
             st[ST_HELD] += 1
-            copy_bytes(buf, s, sbuf, soff[j], fl)
+            copy_bytes(buf, s, stage, soff[j], fl)
             slen[j] = fl
             smeta[j] = m
             meta[i].status = S.GRO_HELD
@@ -981,6 +943,28 @@ def _run(buf, off, length, meta, ts, src0,
 # --------------------------------------------------------------------------------
 # Python API
 # --------------------------------------------------------------------------------
+_META_ITEMSIZE = META_DTYPE.itemsize
+_RUN_EP = []
+
+
+def _call_run(*args):
+    """Call :func:`_run` through its compiled entry point when the arrays have the layout of
+    the first call (contiguous ``buf`` and ``meta``): the dispatcher's type resolution of
+    three structured-dtype arrays costs microseconds per call -- as much as the kernel
+    itself for a burst of 32. Anything else goes through the dispatcher."""
+    buf, meta = args[0], args[3]
+    if _RUN_EP and buf.strides[0] == 1 and meta.strides[0] == _META_ITEMSIZE:
+        return _RUN_EP[0](*args)
+    r = _run(*args)
+    if not _RUN_EP and buf.strides[0] == 1 and meta.strides[0] == _META_ITEMSIZE \
+            and args[6].strides[0] == 1 and args[9].strides[0] == _META_ITEMSIZE \
+            and buf.flags.writeable and args[6].flags.writeable:
+        ov = _run.overloads.get(tuple(_run.typeof_pyval(a) for a in args))
+        if ov is not None:
+            _RUN_EP.append(ov.entry_point)
+    return r
+
+
 def _params(max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len, udp_max_segs,
             timeout_ns, slot) -> np.ndarray:
     if not 64 <= int(max_size) <= GRO_MAX_SIZE:
@@ -1090,9 +1074,10 @@ class Coalescer:
                  max_frame: int = 2048):
         self.P = _params(max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len, udp_max_segs, None, 0)
         self.C = np.zeros(C_N, np.int64)
+        self._stage = np.zeros(8, np.uint8)     # burst mode copies nothing into a store
         self._cap = 0
         self._bytes = 0
-        self._grow(int(max_burst), int(max_burst) * (int(max_frame) + 64 + _JUMBO_ROOM) + 128)
+        self._grow(int(max_burst), int(max_burst) * (int(max_frame) + 72 + _JUMBO_ROOM) + 128)
 
     def _grow(self, n: int, nbytes: int) -> None:
         n = max(n, 1)
@@ -1113,8 +1098,8 @@ class Coalescer:
         while True:
             st[ST_OUT_N] = 0
             st[ST_OUT_USED] = 0
-            k = _run(batch.buf, batch.off, batch.len, batch.meta, ts, 0,
-                     batch.buf, batch.off, batch.len, batch.meta, self.sx,
+            k = _call_run(batch.buf, batch.off, batch.len, batch.meta, ts, 0,
+                     batch.buf, batch.off, batch.len, batch.meta, self.sx, self._stage,
                      self.agg, self.htab, self.afree, self.afree, st,
                      self.arena.buf, self.o2, self.arena.meta, self.P, self.C, 0, 1)
             if k >= 0:
@@ -1221,8 +1206,8 @@ class GroTable:
         while True:
             st[ST_OUT_N] = 0
             st[ST_OUT_USED] = 0
-            k = _run(batch.buf, batch.off, batch.len, batch.meta, ts, self._src,
-                     self.sbuf, self.soff, self.slen, self.smeta, self.sx,
+            k = _call_run(batch.buf, batch.off, batch.len, batch.meta, ts, self._src,
+                     self.sbuf, self.soff, self.slen, self.smeta, self.sx, self.sbuf,
                      self.agg, self.htab, self.afree, self.sfree, st,
                      self.arena.buf, self.o2, self.arena.meta, self.P, self.C, int(now), mode)
             if k >= 0:
