@@ -43,11 +43,11 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not kernel" $(PYTEST_ARGS)
 
 # Benchmarks side by side with the peers (bench/RESULTS.md): a short run of the
-# pytest-benchmark suites and of every peer, one table, one plot. `BENCH_ARGS=--full`
+# pytest-benchmark suites (all of bench/) and of every peer, one table, one plot. Add `--full`
 # for the long version.
 PEERS := bench/peers
 PEERS_BUILD := $(PEERS)/build
-BENCH_ARGS ?=
+BENCH_ARGS ?= --suites all
 
 # The C peers need a compiler and pkg-config; the DPDK peer needs libdpdk-dev (Debian).
 # Installed when root; otherwise the rows they would give are skipped with a message.

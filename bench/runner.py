@@ -532,13 +532,20 @@ def run(outdir: str, short: bool = True, suites: str = "compare", peers=("c", "d
     return result
 
 
+def _fmt_s(sec: float) -> str:
+    for unit, k in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if sec >= k:
+            return f"{sec / k:.3g} {unit}"
+    return f"{sec * 1e9:.3g} ns"
+
+
 def engine_suites_table(others: list[dict]) -> str:
     if not others:
         return ""
     out = ["| benchmark | median per call | IQR | rounds | extra_info |", "|---|---:|---:|---:|---|"]
     for o in others:
-        ei = ", ".join(f"{k}={v}" for k, v in o["extra_info"].items())
-        out.append(f"| {o['name']} | {_fmt_ns(o['median_s'] * 1e9)} ns | {_fmt_ns(o['iqr_s'] * 1e9)} ns | "
+        ei = ", ".join(f"{k}={round(v, 3) if isinstance(v, float) else v}" for k, v in o["extra_info"].items())
+        out.append(f"| {o['name']} | {_fmt_s(o['median_s'])} | {_fmt_s(o['iqr_s'])} | "
                    f"{o['rounds']} | {ei} |")
     return "\n".join(out)
 

@@ -25,7 +25,9 @@ PEERS = ("c", "dpdk", "dpkt", "scapy", "kernel")
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="ns/pkt benchmarks side by side with DPDK, C, the kernel, scapy, dpkt",
-                       description=__doc__.split("\n\n")[0])
+                       description="ns per packet next to DPDK, a careful-C reference, the Linux kernel, scapy "
+                                   "and dpkt, on the same frames, in one run; writes results.json, table.txt and "
+                                   "bench.png (see bench/RESULTS.md)")
     p.add_argument("--out", default=None, help="directory for results.json, table.txt, bench.png "
                    "(default: bench/out in the checkout)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout instead of the table")
