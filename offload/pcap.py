@@ -184,6 +184,26 @@ def _rd32(buf, i, be):
 # Walking ahead, touching that line, then parsing the run while it is still in
 # L1/L2 lets the misses overlap.
 _LAG = 32
+# Every cache line up to _AHEAD bytes past the walk position is touched before
+# each run: independent loads that the core keeps many of in flight, so the
+# dependent header loads of the walk then hit cache (measured here: the bare
+# walk of a 1 GB file went from ~310 to ~110-160 ns per record, same run).
+_AHEAD = 65536
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _touch(buf, tp, pos, end):
+    """Touch one byte per 64-byte line from ``tp`` to ``pos + _AHEAD``; returns (new tp, sink)."""
+    target = pos + _AHEAD
+    if target > end:
+        target = end
+    if tp < pos:
+        tp = pos
+    sink = np.int64(0)
+    while tp < target:
+        sink += buf[tp]
+        tp += 64
+    return tp, sink
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -260,7 +280,10 @@ def walk_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame, strict, li
     """
     n = 0
     sink = np.int64(0)
+    tp = pos
     while n < maxn:
+        tp, t = _touch(buf, tp, pos, end)
+        sink += t
         hi = min(n + _LAG, maxn)
         k, pos, err, epos, evl, t = _index_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame,
                                                 strict, link, off, length, wire, ts, meta, n, hi)
@@ -452,7 +475,10 @@ def walk_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, i
     """
     n = 0
     sink = np.int64(0)
+    tp = pos
     while n < maxn:
+        tp, t = _touch(buf, tp, pos, end)
+        sink += t
         hi = min(n + _LAG, maxn)
         k, pos, err, epos, evl, t = _index_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift,
                                                   if_tsoff, if_pos, if_res, if_sec, max_frame, max_block, strict,
