@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
+from shim_net import topo  # noqa: F401  (fixture)
 from shim_net import Topo, ethtool_k, ip, names, require_kernel  # noqa: E402
 
 from offload.batch import PacketBatch  # noqa: E402
@@ -40,14 +41,6 @@ def frames64(n):
             for i in range(n)]
 
 
-@pytest.fixture
-def topo():
-    require_kernel()
-    t = Topo()
-    try:
-        yield t
-    finally:
-        t.close()
 
 
 def veth_pair(topo):

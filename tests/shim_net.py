@@ -98,3 +98,14 @@ class Topo:
         for n in self.ns:
             delete_netns(n)
         self.ns = []
+
+
+@pytest.fixture
+def topo():
+    """A :class:`Topo` for one test (requires the kernel capabilities; removed afterwards)."""
+    require_kernel()
+    t = Topo()
+    try:
+        yield t
+    finally:
+        t.close()

@@ -23,6 +23,7 @@ import time
 
 import pytest
 
+from shim_net import topo  # noqa: F401  (fixture)
 from shim_net import Topo, ethtool_k, ip, names, require_kernel
 
 pytestmark = pytest.mark.kernel
@@ -41,14 +42,6 @@ def have(mod):
         return False
 
 
-@pytest.fixture
-def topo():
-    require_kernel()
-    t = Topo()
-    try:
-        yield t
-    finally:
-        t.close()
 
 
 class Rig:

@@ -21,6 +21,7 @@ from offload.batch import PacketBatch
 from offload.nic_shim import open_port
 from offload.nic_shim.afxdp import AfXdpPort
 
+from shim_net import topo  # noqa: F401  (fixture)
 from shim_net import Topo, in_netns, ip, names, ns_exec, require_kernel, ethtool_k
 
 pytestmark = pytest.mark.kernel
@@ -29,14 +30,6 @@ MAC_A = bytes.fromhex("020000000a01")
 MAC_B = bytes.fromhex("020000000b01")
 
 
-@pytest.fixture
-def topo():
-    require_kernel()
-    t = Topo()
-    try:
-        yield t
-    finally:
-        t.close()
 
 
 def pair(topo, mtu=1500, queues=1):

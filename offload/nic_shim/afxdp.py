@@ -618,22 +618,13 @@ class AfXdpPort(Port):
         else:
             meta = self._meta_tpl[:n].copy()
         b = fast_batch(self.buf, o_off[:n], o_len[:n], meta)
-        # the entry holds b.off itself, so its id cannot be reused while the batch is out
-        self._outstanding[id(b.off)] = (b.off, slot, o_chunk[:n])
-        st = self._stats
-        st["rx_packets"] += n
-        st["rx_bytes"] += int(b.len.sum())
-        st["rx_bursts"] += 1
-        return b
+        return self._hand_out(b, slot, o_chunk[:n])
 
     def release(self, batch: PacketBatch) -> None:
         """Give the frames of an rx_burst batch back to the kernel (fill ring)."""
         if len(batch) == 0:
             return
-        ent = self._outstanding.pop(id(batch.off), None)
-        if ent is None or ent[0] is not batch.off:
-            raise ValueError("release: this batch was not returned by this port's rx_burst, or was released already")
-        self._give_back(ent)
+        self._give_back(self._take_back(batch))
 
     def _give_back(self, ent):
         _, slot, chunks = ent

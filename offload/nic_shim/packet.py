@@ -17,7 +17,6 @@ counted in ``rx_vlan_stripped`` and passed on untagged.
 
 from __future__ import annotations
 
-import errno
 import mmap
 import socket
 import struct
@@ -27,7 +26,6 @@ from numba import njit
 
 from .. import vnet
 from ..batch import PacketBatch
-from ..status import SHIM_DROPPED
 from . import _linux as L
 from .port import MetaPool, Port, empty_batch, fast_batch
 
@@ -205,21 +203,13 @@ class PacketPort(Port):
         if not self.hlen:
             out.meta["vnet_flags"] = 0
             out.meta["gso_type"] = 0
-        self._outstanding[id(out.off)] = (out.off, touched)
-        st = self._stats
-        st["rx_packets"] += n
-        st["rx_bytes"] += int(out.len.sum())
-        st["rx_bursts"] += 1
-        st["rx_vlan_stripped"] += vlan
-        return out
+        self._stats["rx_vlan_stripped"] += vlan
+        return self._hand_out(out, touched)
 
     def release(self, batch: PacketBatch) -> None:
         if len(batch) == 0:
             return
-        ent = self._outstanding.pop(id(batch.off), None)
-        if ent is None or ent[0] is not batch.off:
-            raise ValueError("release: this batch was not returned by this port's rx_burst, or was released already")
-        for b in ent[1]:
+        for b in self._take_back(batch)[1]:
             self._refs[b] -= 1
             if self._refs[b] == 0 and self._done[b]:
                 self._give_back(b)
@@ -238,36 +228,8 @@ class PacketPort(Port):
         n = len(batch)
         if n == 0:
             return 0
-        h = self.hlen
-        hdrs = vnet.from_meta(batch.meta).tobytes() if h else b""
-        mv = memoryview(batch.buf)
         send = self.sock.sendmsg
-        st = self._stats
-        sent = nbytes = dropped = 0
-        for i, (o, ln) in enumerate(zip(batch.off.tolist(), batch.len.tolist())):
-            try:
-                if h:
-                    send([hdrs[i * h:(i + 1) * h], mv[o:o + ln]], [], socket.MSG_DONTWAIT)
-                else:
-                    send([mv[o:o + ln]], [], socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                st["tx_full"] += 1
-                break
-            except OSError as e:
-                if e.errno in (errno.ENOBUFS, errno.EAGAIN):
-                    st["tx_full"] += 1
-                    break
-                # EINVAL (header refused), EMSGSIZE, ENETDOWN: this frame is lost
-                batch.meta["status"][i] = SHIM_DROPPED
-                dropped += 1
-                st["tx_errors"] += 1
-                continue
-            sent += 1
-            nbytes += ln
-        st["tx_packets"] += sent
-        st["tx_bytes"] += nbytes
-        st["tx_dropped"] += dropped
-        return sent + dropped
+        return self._send_each(batch, self.hlen, lambda parts: send(parts, [], socket.MSG_DONTWAIT))
 
     def check_frames(self, quiet: bool = False) -> dict:
         held = {b for v in self._outstanding.values() for b in v[1]}

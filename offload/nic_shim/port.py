@@ -79,6 +79,57 @@ class Port:
     def close(self) -> None:
         self.closed = True
 
+    # -- shared bookkeeping of the backends ---------------------------------------
+    def _hand_out(self, b: PacketBatch, *entry) -> PacketBatch:
+        """Record ``b`` as lent to the caller (``entry``: what release needs) and count it.
+        The record holds ``b.off`` itself, so its id cannot be reused while the batch is out."""
+        self._outstanding[id(b.off)] = (b.off, *entry)
+        st = self._stats
+        st["rx_packets"] += len(b)
+        st["rx_bytes"] += int(b.len.sum())
+        st["rx_bursts"] += 1
+        return b
+
+    def _take_back(self, batch: PacketBatch) -> tuple:
+        ent = self._outstanding.pop(id(batch.off), None)
+        if ent is None or ent[0] is not batch.off:
+            raise ValueError("release: this batch was not returned by this port's rx_burst, or was released already")
+        return ent
+
+    def _send_each(self, batch: PacketBatch, hlen: int, send_one) -> int:
+        """One system call per frame: ``send_one([virtio header,] frame view)``. EAGAIN /
+        ENOBUFS stop the burst (ring or queue full: the caller retries the rest); any
+        other error loses that frame, which is taken and counted (status SHIM_DROPPED)."""
+        import errno
+        from .. import vnet
+        from ..status import SHIM_DROPPED
+        hdrs = vnet.from_meta(batch.meta, mrg=hlen == vnet.HDR_LEN_MRG).tobytes() if hlen else b""
+        mv = memoryview(batch.buf)
+        st = self._stats
+        sent = nbytes = dropped = 0
+        for i, (o, ln) in enumerate(zip(batch.off.tolist(), batch.len.tolist())):
+            parts = [hdrs[i * hlen:(i + 1) * hlen], mv[o:o + ln]] if hlen else [mv[o:o + ln]]
+            try:
+                send_one(parts)
+            except (BlockingIOError, InterruptedError):
+                st["tx_full"] += 1
+                break
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.ENOBUFS):
+                    st["tx_full"] += 1
+                    break
+                # EINVAL: header refused; EIO/ENETDOWN: device down; EMSGSIZE: too large
+                batch.meta["status"][i] = SHIM_DROPPED
+                dropped += 1
+                st["tx_errors"] = st.get("tx_errors", 0) + 1
+                continue
+            sent += 1
+            nbytes += ln
+        st["tx_packets"] += sent
+        st["tx_bytes"] += nbytes
+        st["tx_dropped"] += dropped
+        return sent + dropped
+
     # -- conveniences ------------------------------------------------------
     @contextlib.contextmanager
     def rx(self, max_frames: int = 64):
@@ -111,11 +162,6 @@ class Port:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.kind}:{self.name}{' closed' if self.closed else ''}>"
-
-
-def _mark_dropped(batch: PacketBatch, idx) -> None:
-    from .. import status as S
-    batch.meta["status"][idx] = S.SHIM_DROPPED
 
 
 def _parse_opts(rest: str) -> tuple[list[str], dict]:

@@ -22,7 +22,6 @@ import struct
 import numpy as np
 
 from .. import vnet
-from ..status import SHIM_DROPPED as _SHIM_DROPPED
 from ..batch import PacketBatch
 from . import _linux as L
 from .port import MetaPool, Port, empty_batch, fast_batch
@@ -131,20 +130,12 @@ class TapPort(Port):
         hdrs = self.buf[base[:, None] + self._hdr_idx].reshape(-1).view(
             vnet.VNET_DTYPE if self.hlen == vnet.HDR_LEN else vnet.VNET_DTYPE_MRG)
         vnet.load_into_meta(b.meta, hdrs)
-        self._outstanding[id(b.off)] = (b.off, slots)
-        st = self._stats
-        st["rx_packets"] += len(slots)
-        st["rx_bytes"] += int(b.len.sum())
-        st["rx_bursts"] += 1
-        return b
+        return self._hand_out(b, slots)
 
     def release(self, batch: PacketBatch) -> None:
         if len(batch) == 0:
             return
-        ent = self._outstanding.pop(id(batch.off), None)
-        if ent is None or ent[0] is not batch.off:
-            raise ValueError("release: this batch was not returned by this port's rx_burst, or was released already")
-        self._free.extend(ent[1])
+        self._free.extend(self._take_back(batch)[1])
 
     def release_all(self) -> None:
         for k in list(self._outstanding):
@@ -156,33 +147,8 @@ class TapPort(Port):
         n = len(batch)
         if n == 0:
             return 0
-        hdrs = vnet.from_meta(batch.meta, mrg=self.hlen == vnet.HDR_LEN_MRG).tobytes()
-        h = self.hlen
-        mv = memoryview(batch.buf)
         fd = self.fd
-        st = self._stats
-        sent = nbytes = dropped = 0
-        for i, (o, ln) in enumerate(zip(batch.off.tolist(), batch.len.tolist())):
-            try:
-                os.writev(fd, [hdrs[i * h:(i + 1) * h], mv[o:o + ln]])
-            except BlockingIOError:
-                st["tx_full"] += 1
-                break
-            except OSError as e:
-                if e.errno in (errno.EAGAIN, errno.ENOBUFS):
-                    st["tx_full"] += 1
-                    break
-                # EINVAL: header refused; EIO: device down -- either way this frame is lost
-                batch.meta["status"][i] = _SHIM_DROPPED
-                dropped += 1
-                st["tx_errors"] += 1
-                continue
-            sent += 1
-            nbytes += ln
-        st["tx_packets"] += sent
-        st["tx_bytes"] += nbytes
-        st["tx_dropped"] += dropped
-        return sent + dropped
+        return self._send_each(batch, self.hlen, lambda parts: os.writev(fd, parts))
 
     def check_frames(self, quiet: bool = False) -> dict:
         held = sum(len(v[1]) for v in self._outstanding.values())
