@@ -188,6 +188,18 @@ def _rx(rx_prod, rx_cons, d64, d32, size, maxn, out_off, out_len, out_chunk, ume
             jj = (cons + used + q) & mask
             total += np.int64(d32[4 * jj + 2])
         pos = (ctl[C_BOUNCE_POS] + 63) & ~np.int64(63)
+        if total > bounce_size:
+            # can never fit (a lying descriptor): drop the packet, keep its chunks
+            for q in range(k):
+                jj = (cons + used + q) & mask
+                c = np.int64(d64[2 * jj]) // chunk
+                if c >= 0 and c < nframes and fstate[c] == FILL:
+                    ctl[C_CNT + FILL] -= 1
+                    queue_fill[0] -= 1
+                    _push_free(ctl, free_stack, fstate, c)
+            ctl[C_ERR] += 1
+            used += k
+            continue
         if pos + total > bounce_size:
             break  # bounce area full: leave the packet on the ring until batches are released
         dst = bounce_base + pos
