@@ -81,15 +81,12 @@ Timestamps of segments are the super-packet's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numba import njit
 
 from . import status as S
 from .batch import OutputArena, PacketBatch
-from .csum import (copy_bytes, copy_sum64, csum_add, csum_sub, pseudo_sum_v4, pseudo_sum_v6, sum_span,
-                   u64_view)
+from .csum import copy_bytes, copy_sum64, csum_add, csum_sub, pseudo_sum_v4, pseudo_sum_v6, sum_span
 from .parse import parse_one
 from .vnet import (F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4,
                    UDP_MAX_SEGMENTS, validate_one)
@@ -688,21 +685,69 @@ def _run(buf, w32, w64, off, length, meta, its, act, segsz, nseg, csum_mode, fix
     return j, cursor
 
 
-@dataclass
+@njit(cache=True, nogil=True)
+def _plan_run(buf, w32, w64, off, length, meta, its, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, csum_mode,
+              max_udp_segs, refused_pass, fixedid, accecn, frag_id_base, obuf, ow32, ow64, ooff, olen, ometa, ots):
+    """Plan and write in one call (one dispatch per burst) when the caller brings the arena."""
+    n = off.shape[0]
+    act = np.empty(n, np.int8)
+    segsz = np.empty(n, np.int64)
+    nseg = np.empty(n, np.int64)
+    counters = np.zeros(N_COUNTERS, np.int64)
+    _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, csum_mode, max_udp_segs,
+          refused_pass, act, segsz, nseg, counters)
+    nout, used = _run(buf, w32, w64, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid, accecn,
+                      frag_id_base, refused_pass, obuf, ow32, ow64, ooff, olen, ometa, ots, counters)
+    return nout, used, act, counters
+
+
+def _w64(buf: np.ndarray) -> np.ndarray:
+    """``uint64`` words of ``buf`` from its first byte (x86 takes an unaligned base); the
+    kernels copy-and-sum on them. Empty when ``buf`` is not contiguous."""
+    if buf.size < 8 or not buf.flags.c_contiguous:
+        return np.empty(0, np.uint64)
+    return buf[: buf.size & ~7].view(np.uint64)
+
+
 class GsoResult:
     """What :func:`segment` / :func:`fragment_udp` did to one burst.
 
-    ``out`` is a :class:`PacketBatch` view of the arena (valid until the arena is
-    reused); ``status`` is the per-input-frame status (also in the input
-    ``meta['status']``); ``counters`` maps :data:`COUNTER_NAMES` to ints;
-    ``refused`` maps a refusal reason (``status.describe``) to its count.
+    ``arena``: the :class:`OutputArena` written (``arena.n`` frames at
+    ``arena.off``/``arena.len``, ``arena.meta``, ``arena.ts``); ``out``: the same as a
+    :class:`PacketBatch` view (built on first access; valid until the arena is reused);
+    ``status``: the per-input-frame status (a view of the input ``meta['status']``);
+    ``counters``: :data:`COUNTER_NAMES` -> int; ``refused``: refusal reason
+    (``status.describe``) -> count. Building ``out``/``counters``/``refused`` costs a few
+    µs of Python each, so a datapath that only needs ``arena.off``/``arena.len`` skips them.
     """
 
-    out: PacketBatch
-    status: np.ndarray
-    counters: dict
-    refused: dict
-    arena: OutputArena
+    __slots__ = ("arena", "status", "_act", "_counters", "_with_ts", "_out")
+
+    def __init__(self, arena, status, act, counters, with_ts):
+        self.arena = arena
+        self.status = status
+        self._act = act
+        self._counters = counters
+        self._with_ts = with_ts
+        self._out = None
+
+    @property
+    def out(self) -> PacketBatch:
+        if self._out is None:
+            self._out = self.arena.batch(with_ts=self._with_ts)
+        return self._out
+
+    @property
+    def counters(self) -> dict:
+        return dict(zip(COUNTER_NAMES, self._counters.tolist()))
+
+    @property
+    def refused(self) -> dict:
+        bad = self._act == _A_REFUSE
+        if not bad.any():
+            return {}
+        codes, cnt = np.unique(self.status[bad], return_counts=True)
+        return {S.describe(int(c)): int(k) for c, k in zip(codes, cnt)}
 
 
 def _check_modes(csum, udp):
@@ -712,40 +757,39 @@ def _check_modes(csum, udp):
         raise ValueError(f"udp must be one of {sorted(_UDP_MODES)}")
 
 
+_NO_TS = np.zeros(0, np.int64)
+
+
 def _gso(batch, use_vnet, mss, mtu, udp_mode, tcp_on, csum_mode, fixedid, accecn, max_udp_segments,
          refused_pass, arena, ipv6_frag_id):
     n = len(batch)
-    act = np.zeros(n, np.int8)
-    segsz = np.zeros(n, np.int64)
-    nseg = np.zeros(n, np.int64)
-    counters = np.zeros(N_COUNTERS, np.int64)
-    if n:
-        need_frames, need_bytes = _plan(batch.buf, batch.off, batch.len, batch.meta, use_vnet,
-                                        int(mss), int(mtu), udp_mode, tcp_on, csum_mode,
-                                        int(max_udp_segments), refused_pass, act, segsz, nseg, counters)
+    its = batch.ts if batch.ts is not None else _NO_TS
+    args = (use_vnet, int(mss), int(mtu), udp_mode, tcp_on, csum_mode, int(max_udp_segments), refused_pass)
+    if arena is not None:
+        arena.reset()
+        if n:
+            nout, used, act, counters = _plan_run(
+                batch.buf, batch.w32, _w64(batch.buf), batch.off, batch.len, batch.meta, its, *args,
+                bool(fixedid), bool(accecn), int(ipv6_frag_id),
+                arena.buf, arena.w32, _w64(arena.buf), arena.off, arena.len, arena.meta, arena.ts)
+        else:
+            nout, used, act, counters = 0, 0, np.zeros(0, np.int8), np.zeros(N_COUNTERS, np.int64)
     else:
-        need_frames, need_bytes = 0, 0
-    if arena is None:
+        act = np.zeros(n, np.int8)
+        segsz = np.zeros(n, np.int64)
+        nseg = np.zeros(n, np.int64)
+        counters = np.zeros(N_COUNTERS, np.int64)
+        need_frames, need_bytes = (_plan(batch.buf, batch.off, batch.len, batch.meta, *args, act, segsz, nseg,
+                                         counters) if n else (0, 0))
         arena = OutputArena(int(need_bytes) + 64, max(int(need_frames), 1))
-    arena.reset()
-    its = batch.ts if batch.ts is not None else np.zeros(0, np.int64)
-    if n:
-        nout, used = _run(batch.buf, batch.w32, u64_view(batch.buf), batch.off, batch.len, batch.meta, its, act, segsz, nseg,
-                          csum_mode, bool(fixedid), bool(accecn), int(ipv6_frag_id), refused_pass,
-                          arena.buf, arena.w32, u64_view(arena.buf), arena.off, arena.len, arena.meta, arena.ts, counters)
-    else:
         nout, used = 0, 0
+        if n:
+            nout, used = _run(batch.buf, batch.w32, _w64(batch.buf), batch.off, batch.len, batch.meta, its, act,
+                              segsz, nseg, csum_mode, bool(fixedid), bool(accecn), int(ipv6_frag_id), refused_pass,
+                              arena.buf, arena.w32, _w64(arena.buf), arena.off, arena.len, arena.meta, arena.ts,
+                              counters)
     arena.commit(nout, used)
-    out = arena.batch(with_ts=batch.ts is not None)
-    if len(out):
-        out.meta["link"] = batch.meta["link"][out.meta["src"]]
-    st = batch.meta["status"].copy()
-    bad = (act == _A_REFUSE)
-    refused = {}
-    if bad.any():
-        codes, cnt = np.unique(st[bad], return_counts=True)
-        refused = {S.describe(int(c)): int(k) for c, k in zip(codes, cnt)}
-    return GsoResult(out, st, dict(zip(COUNTER_NAMES, counters.tolist())), refused, arena)
+    return GsoResult(arena, batch.meta["status"], act, counters, batch.ts is not None)
 
 
 def segment(batch: PacketBatch, *, mss: int | None = None, mtu: int | None = None,
