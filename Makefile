@@ -43,8 +43,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not kernel" $(PYTEST_ARGS)
 
 # Benchmarks side by side with the peers (bench/RESULTS.md): a short run of the
-# pytest-benchmark suites (all of bench/) and of every peer, one table, one plot. Add `--full`
-# for the long version.
+# pytest-benchmark suites (all of bench/) and of every peer, one table, one plot.
+# `make bench BENCH_ARGS="--suites all --full"` for the long version.
 PEERS := bench/peers
 PEERS_BUILD := $(PEERS)/build
 BENCH_ARGS ?= --suites all
