@@ -238,6 +238,23 @@ def _pcap(w, frames):
                  "one call each for the whole file")
 
 
+def _pcapw(w, frames):
+    from offload import pcap
+    import io
+    b = _batch(frames)
+    data = pcap.to_bytes(b)
+    from bench.workloads import read_pcap
+    tmp = io.BytesIO(data)
+    got = pcap.read(np.frombuffer(tmp.getbuffer(), np.uint8))
+    if len(got) != len(frames) or bytes(got.frame(len(got) - 1)) != frames[-1]:
+        raise AssertionError("offload.pcap.to_bytes wrote different frames")
+    del read_pcap
+
+    def run():
+        pcap.to_bytes(b)
+    return run, "offload.pcap.to_bytes of the whole batch (classic pcap into a BytesIO), one call"
+
+
 def memcpy_ref(frames):
     """np.copyto of the same bytes (the frames' arena) into a preallocated array."""
     b = _batch(frames)
@@ -255,6 +272,7 @@ ADAPTERS = {
     "gso4": _gso, "gso6": _gso, "uso4": _gso,
     "gro4": _gro,
     "pcap": _pcap,
+    "pcapw": _pcapw,
 }
 
 

@@ -69,6 +69,7 @@ FORM = {
     ("pcap", "offload"): "mmap'd file -> batch view + offsets in meta",
     ("pcap", "dpkt"): "file read + Python objects per layer",
     ("pcap", "scapy"): "file read + Python objects per layer",
+    ("pcapw", None): "pcap bytes in memory",
     (None, "memcpy-numpy"): "reference: np.copyto, same bytes",
     (None, "memcpy"): "reference: C memcpy, same bytes",
 }
@@ -81,7 +82,7 @@ IMPL_LABEL = {"offload": "offload (ours)", "offload-table": "offload table", "of
 
 
 def _family(op: str) -> str:
-    for k in ("verify", "fill", "complete", "gso", "uso", "gro", "raw", "parse", "pcap"):
+    for k in ("verify", "fill", "complete", "gso", "uso", "gro", "raw", "parse", "pcapw", "pcap"):
         if op.startswith(k):
             return k
     return op
@@ -387,7 +388,7 @@ def plot(rows, path: str) -> str | None:
     panels = [("raw", "raw sum (per span)"), ("verify", "verify IPv4+TCP checksums (burst 256)"),
               ("fill", "write IPv4+TCP checksums (burst 256)"), ("gso", "GSO TCP/IPv4 (per output segment)"),
               ("gro", "GRO TCP/IPv4, 1 flow (per input frame)"),
-              ("parse", "parse, and read pcap + parse (per frame, mixed sizes)")]
+              ("parse", "parse; read pcap + parse; write pcap (per frame)")]
     panels = [p for p in panels if any(_family(r["op"]) == p[0] for r in rows)]
     if not panels:
         return None
@@ -399,7 +400,7 @@ def plot(rows, path: str) -> str | None:
               "scapy": "C8"}
     for ax, (fam, title) in zip(axes.flat, panels):
         if fam == "parse":
-            _bars(ax, [r for r in rows if _family(r["op"]) in ("parse", "pcap")], colors)
+            _bars(ax, [r for r in rows if _family(r["op"]) in ("parse", "pcap", "pcapw")], colors)
             ax.set_title(title, fontsize=10)
             continue
         sel = [r for r in rows if _family(r["op"]) == fam]
@@ -445,8 +446,8 @@ def plot(rows, path: str) -> str | None:
 def _bars(ax, sel, colors):
     """Horizontal bars (log scale): one per (op, implementation)."""
     sel = sorted(sel, key=lambda r: (r["op"], IMPL_ORDER.index(r["impl"]) if r["impl"] in IMPL_ORDER else 99))
-    labels = [f"{'read+parse' if r['op'] == 'pcap' else 'parse'}: {IMPL_LABEL.get(r['impl'], r['impl'])}"
-              for r in sel]
+    what = {"pcap": "read+parse", "pcapw": "write", "parse": "parse"}
+    labels = [f"{what.get(r['op'], r['op'])}: {IMPL_LABEL.get(r['impl'], r['impl'])}" for r in sel]
     ys = list(range(len(sel)))[::-1]
     ax.barh(ys, [r["ns_per_pkt"] for r in sel], color=[colors.get(r["impl"], "0.5") for r in sel],
             xerr=[[min(r["iqr"] / 2, 0.5 * r["ns_per_pkt"]) for r in sel], [r["iqr"] / 2 for r in sel]],

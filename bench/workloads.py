@@ -50,7 +50,7 @@ class Workload:
     """One measured data set.
 
     ``op`` is what is done to it (``raw``, ``verify4``, ``verify6``, ``fill4``,
-    ``fill6``, ``complete4``, ``gso4``, ``gso6``, ``uso4``, ``gro4``, ``parse``, ``pcap``); ``size`` the
+    ``fill6``, ``complete4``, ``gso4``, ``gso6``, ``uso4``, ``gro4``, ``parse``, ``pcap``, ``pcapw``); ``size`` the
     frame length in bytes (see the module docstring); ``burst`` the number of
     frames handed over per call; ``params`` op parameters (``mss``, ``flows``).
     """
@@ -234,6 +234,22 @@ def build(short: bool = True) -> list[tuple[Workload, list[bytes]]]:
             add(Workload(f"gro_tcp4_f{flows}_b{burst}", "gro4", len(frames[0]), 0, burst,
                          params={"flows": flows},
                          label=f"GRO TCP/IPv4 in order, {flows} flow(s), burst {burst}"), frames)
+    # 64 flows, in order but every pair of segments of a flow swapped (1,0,3,2,...), and the
+    # in-order train with a non-mergeable frame (pure ACK or small UDP datagram) after every 3
+    frames = _gro_frames(64, 16, rng)
+    swapped = []
+    for k in range(0, 16, 2):
+        swapped += frames[(k + 1) * 64:(k + 2) * 64] + frames[k * 64:(k + 1) * 64]
+    add(Workload("gro_tcp4_f64_reorder_b256", "gro4", len(frames[0]), 0, 256, params={"flows": 64},
+                 label="GRO TCP/IPv4, 64 flows, segment pairs swapped, burst 256"), swapped)
+    noise = []
+    for i, f in enumerate(frames):
+        noise.append(f)
+        if i % 3 == 2:
+            noise.append(tcp_frame(b"", flow=1000 + i % 50, seq=5, ip_id=i) if i % 2 else
+                         udp_frame(_payload(rng, 100), flow=1000 + i % 50, ip_id=i))
+    add(Workload("gro_tcp4_f64_mixed_b256", "gro4", len(frames[0]), 0, 256, params={"flows": 64},
+                 label="GRO TCP/IPv4, 64 flows in order + 1 non-mergeable frame per 3, burst 256"), noise)
     mixed = []
     for i in range(4096 if short else 65536):
         k = i % 4
@@ -249,6 +265,8 @@ def build(short: bool = True) -> list[tuple[Workload, list[bytes]]]:
                  label="parse Ethernet/IPv4|IPv6/TCP|UDP, mixed sizes, burst 256"), mixed)
     add(Workload("pcap_mixed", "pcap", 0, 0, len(mixed),
                  label="read a pcap file (page cache) and parse every frame"), mixed)
+    add(Workload("pcapw_mixed", "pcapw", 0, 0, len(mixed),
+                 label="write every frame to a pcap in memory (classic pcap, microsecond)"), mixed)
     return out
 
 
@@ -260,7 +278,7 @@ def materialize(workdir: str, short: bool = True) -> list[Workload]:
     for w, frames in build(short):
         w.file = os.path.join(workdir, w.name + ".pcap")
         w.fnv = fnv1a64(frames)
-        if w.op in ("parse", "pcap"):
+        if w.op in ("parse", "pcap", "pcapw"):
             w.size = int(round(w.n_bytes / w.n_frames))
         tmp = w.file + ".tmp"
         write_pcap(tmp, frames)

@@ -66,6 +66,17 @@ def _dpkt_rows(w, frames):
             return n
         whole.file = True
         return whole, "dpkt.pcap.Reader over the file + dpkt.ethernet.Ethernet(frame) per record", None
+    if w.op == "pcapw":
+        import io
+
+        def whole(_path, limit):
+            f = io.BytesIO()
+            wr = dpkt.pcap.Writer(f)
+            for i, fr in enumerate(frames[:limit]):
+                wr.writepkt(fr, ts=1_700_000_000 + i * 1e-6)
+            return limit
+        whole.file = True
+        return whole, "dpkt.pcap.Writer.writepkt per frame into a BytesIO", None
     return SKIP, f"dpkt has no {w.op}", None
 
 
@@ -107,6 +118,20 @@ def _scapy_rows(w, frames):
             return n
         whole.file = True
         return whole, "scapy PcapReader over the file (every record dissected into layer objects)", None
+    if w.op == "pcapw":
+        import io
+
+        from scapy.utils import RawPcapWriter
+
+        def whole(_path, limit):
+            f = io.BytesIO()
+            wr = RawPcapWriter(f, linktype=1, sync=True)
+            for fr in frames[:limit]:
+                wr.write(fr)
+            wr.flush()
+            return limit
+        whole.file = True
+        return whole, "scapy RawPcapWriter.write per frame (bytes, no dissection) into a BytesIO", None
     if w.op == "uso4":
         def one(fr):
             p = Ether(fr)
