@@ -23,12 +23,12 @@ from bench.workloads import MSS, tcp_frame
 from offload import gro
 from offload.batch import PacketBatch
 
-TOTAL = 2048          # 3 MB of frames: cache-resident, like the peer workloads
+TOTAL = 4096          # 6 MB of frames, the same bytes for 1 flow and for 1024 flows x 4
 PAY = bytes((k * 13) & 0xFF for k in range(MSS))
 
 
 def _frames(flows: int) -> list[bytes]:
-    per = max(TOTAL // flows, 2)
+    per = max(TOTAL // flows, 4)
     return [tcp_frame(PAY, flow=fl, seq=1000 + k * MSS, ip_id=k) for k in range(per) for fl in range(flows)]
 
 
@@ -92,7 +92,7 @@ def test_coalesce_burst(benchmark, flows, burst):
 def test_table_stream(benchmark, flows, burst):
     b = _batch(flows)
     bursts = _bursts(b, burst)
-    t = gro.GroTable(max_flows=max(flows, 64), max_held=TOTAL + 64, csum="full", verify=True)
+    t = gro.GroTable(max_flows=max(flows, 64), max_held=len(b) + 64, csum="full", verify=True)
 
     def run():
         n = 0
@@ -101,7 +101,7 @@ def test_table_stream(benchmark, flows, burst):
         return n + len(t.flush())
     nout = run()
     assert t.counters["status"].get("GRO_BAD_CSUM", 0) == 0
-    assert nout <= len(b) // 4, nout
+    assert nout <= len(b) // (20 if flows == 1 else 4), nout
     benchmark.group = f"gro f{flows} b{burst}"
     benchmark(run)
     _finish(benchmark, len(b), impl="GroTable", frames_out=nout)
