@@ -84,3 +84,15 @@ clean:
 # pcap read+parse of a >= 1 GB file next to dpkt and scapy, and `offload stats` cold start.
 bench-pcap: $(STAMP)
 	$(BIN)/python -m pytest bench/test_pcap.py -p no:cacheprovider -s --benchmark-columns=min,median,max $(PYTEST_ARGS)
+
+# Hostile input (issue 8). `make fuzz`: every fuzz target with a bigger budget, bounds
+# checks on (a few minutes). `make fuzz-long`: the million-case campaign per target.
+FUZZ_EXAMPLES ?= 2000
+FUZZ_CASES ?= 200000
+FUZZ_LONG_CASES ?= 1000000
+fuzz: $(STAMP)
+	OFFLOAD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) OFFLOAD_FUZZ_CASES=$(FUZZ_CASES) $(BOUNDS_ENV) \
+	  $(BIN)/python -m pytest -q -m hostile -k fuzz -p no:cacheprovider $(PYTEST_ARGS)
+
+fuzz-long: $(STAMP)
+	$(BOUNDS_ENV) $(BIN)/python fuzz/campaign.py --cases $(FUZZ_LONG_CASES)
