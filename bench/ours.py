@@ -155,7 +155,9 @@ def _gro(w, frames):
     bursts = _bursts(b, w.burst)
     c = gro.Coalescer(max_burst=w.burst, csum="full", verify=True)
     nout = sum(len(c.run(x)) for x in bursts)
-    if nout >= len(b) and w.params.get("flows", 1) * 2 <= w.burst:
+    # Linux's rules merge nothing when each segment arrives before its predecessor (reorder
+    # workload); every in-order workload with two segments of a flow per burst must merge
+    if nout >= len(b) and w.params.get("flows", 1) * 2 <= w.burst and "reorder" not in w.name:
         raise AssertionError(f"GRO merged nothing ({nout} frames out of {len(b)})")
 
     def run():
