@@ -85,29 +85,68 @@ def csum_add_at(total, part, rel_off):
 
 
 @njit(cache=True, nogil=True)
-def acc_span(buf, w32, start, n):
-    """Absolute-parity 64-bit accumulator of ``buf[start:start+n]``."""
+def _acc_bytes(buf, start, end):
+    """Byte-wise absolute-parity accumulator of ``buf[start:end]`` (the slow path, for
+    arenas without a word view and for the last bytes of an arena)."""
     acc = np.uint64(0)
-    i = start
-    end = start + n
-    while i < end and (i & 3) != 0:
+    for i in range(start, end):
         acc += np.uint64(buf[i]) << np.uint64((i & 1) * 8)
-        i += 1
-    j0 = i >> 2
-    nw = (end - i) >> 2
-    if nw > w32.shape[0] - j0:
-        nw = max(0, w32.shape[0] - j0)
-    if nw > 0:
-        ws = w32[j0:j0 + nw]
-        a1 = np.uint64(0)
-        for k in range(nw):
-            a1 += np.uint64(ws[k])
-        acc += a1
-        i += nw * 4
-    while i < end:
-        acc += np.uint64(buf[i]) << np.uint64((i & 1) * 8)
-        i += 1
     return acc
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _acc(buf, w32, start, n, fast):
+    """Absolute-parity accumulator of ``buf[start:start+n]`` (see :func:`acc_span`).
+
+    Sums every 32-bit word that overlaps the span, then takes away (branch-free, with
+    masks) the bytes of the first and last word that lie outside it: no byte loops at
+    the edges, no slice (a slice costs two atomic reference-count updates), and the
+    word loop runs on an unsigned index so Numba emits no wraparound check and LLVM
+    vectorises it. ``fast`` (a constant at every call site, folded away after
+    inlining) drops the check for spans reaching past the word view: measured here,
+    the mere presence of that fallback costs a 30-byte span ~7 ns of its ~3 ns.
+    """
+    if n <= 0:
+        return np.uint64(0)
+    end = start + n
+    j1 = (end + 3) >> 2
+    if not fast:
+        if j1 > w32.shape[0]:
+            # past the word view (unaligned arena, or its last 1-3 bytes): bytes
+            acc = np.uint64(0)
+            for i in range(start, end):
+                acc += np.uint64(buf[i]) << np.uint64((i & 1) * 8)
+            return acc
+    u0 = np.uint64(start >> 2)
+    acc = np.uint64(0)
+    for k in range(np.uint64(j1) - u0):
+        acc += np.uint64(w32[u0 + k])
+    # bytes of the first word before the span, of the last word after it
+    hm = (np.uint64(1) << (np.uint64(8) * np.uint64(start & 3))) - np.uint64(1)
+    tm = (np.uint64(0xFFFFFFFF) >> (np.uint64(8) * np.uint64((-end) & 3))) ^ _M32
+    return acc - (np.uint64(w32[u0]) & hm) - (np.uint64(w32[np.uint64(j1 - 1)]) & tm)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def acc_span(buf, w32, start, n):
+    """Absolute-parity 64-bit accumulator of ``buf[start:start+n]``: a byte at an even
+    buffer offset is the low byte of its 16-bit lane. Combine accumulators by adding
+    them; :func:`acc_to_sum` gives the sum relative to the span's start.
+
+    Works with any ``w32`` (``u32_view(buf)``, possibly empty); callers keep
+    ``0 <= start`` and ``start + n <= len(buf)``; ``n <= 0`` gives 0. Inlined into its
+    callers: a call between Numba functions costs more than summing a 20-byte header.
+    """
+    return _acc(buf, w32, start, n, False)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def acc_span_fast(buf, w32, start, n):
+    """:func:`acc_span` for spans known to lie inside the word view
+    (``start + n <= 4 * len(w32)``): ~3x faster on short spans. Reading past the view
+    is undefined, so check once per frame (``off + len <= 4 * len(w32)``) and use
+    :func:`acc_span` otherwise."""
+    return _acc(buf, w32, start, n, True)
 
 
 @njit(cache=True, nogil=True)
@@ -360,7 +399,7 @@ K_ICMP4 = 3
 K_ICMP6 = 4
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def l4_plan(buf, s, n, meta, i):
     """Whether frame ``i`` (``buf[s:s+n]``, already parsed into ``meta[i]``) has an L4
     checksum this engine computes, from the parser's layout.
@@ -428,8 +467,8 @@ def field_offset(kind):
     return 2
 
 
-@njit(cache=True, nogil=True)
-def _pseudo_acc(buf, w32, s, meta, i, l4abs):
+@njit(cache=True, nogil=True, inline="always")
+def _pseudo_acc(buf, w32, s, meta, i, fast):
     """Addresses of the pseudo-header as an accumulator in the parity of ``l4abs``.
 
     Both addresses sit an even number of bytes before the L4 header (IPv4: 12+8 vs
@@ -438,18 +477,18 @@ def _pseudo_acc(buf, w32, s, meta, i, l4abs):
     m = meta[i]
     l3 = s + np.int64(m.l3_off)
     if np.int64(m.l3_proto) == 0x0800:
-        return acc_span(buf, w32, l3 + 12, 8)
-    return acc_span(buf, w32, l3 + 8, 16) + acc_span(buf, w32, s + np.int64(m.dst_off), 16)
+        return _acc(buf, w32, l3 + 12, 8, fast)
+    return _acc(buf, w32, l3 + 8, 16, fast) + _acc(buf, w32, s + np.int64(m.dst_off), 16, fast)
 
 
-@njit(cache=True, nogil=True)
-def l4_sum(buf, w32, s, meta, i, kind, l4, ln):
+@njit(cache=True, nogil=True, inline="always")
+def l4_sum(buf, w32, s, meta, i, kind, l4, ln, fast=False):
     """Folded sum (not inverted) of the L4 span plus its pseudo-header (none for ICMP),
     as planned by :func:`l4_plan`; the checksum field is included as it is."""
     l4abs = s + l4
-    acc = acc_span(buf, w32, l4abs, ln)
+    acc = _acc(buf, w32, l4abs, ln, fast)
     if kind != K_ICMP4:
-        acc += _pseudo_acc(buf, w32, s, meta, i, l4abs)
+        acc += _pseudo_acc(buf, w32, s, meta, i, fast)
     total = acc_to_sum(acc, l4abs)
     if kind == K_ICMP4:
         return total
@@ -457,12 +496,12 @@ def l4_sum(buf, w32, s, meta, i, kind, l4, ln):
     return fold16(total + proto + np.uint64(ln & 0xFFFF) + np.uint64((ln >> 16) & 0xFFFF))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def pseudo_sum(buf, w32, s, meta, i, ln):
     """Folded pseudo-header sum of frame ``i`` with upper-layer length ``ln``."""
     m = meta[i]
     l4abs = s + np.int64(m.l4_off)
-    acc = _pseudo_acc(buf, w32, s, meta, i, l4abs)
+    acc = _pseudo_acc(buf, w32, s, meta, i, False)
     return fold16(acc_to_sum(acc, l4abs) + np.uint64(m.l4_proto) + np.uint64(ln & 0xFFFF)
                   + np.uint64((ln >> 16) & 0xFFFF))
 
@@ -471,6 +510,17 @@ def pseudo_sum(buf, w32, s, meta, i, ln):
 def _same16(a, b):
     """Equal as one's-complement numbers (0x0000 and 0xFFFF are both zero)."""
     return a == b or (a == 0 and b == 0xFFFF) or (a == 0xFFFF and b == 0)
+
+
+@njit(cache=True, nogil=True)
+def _is_partial(buf, w32, s, meta, i, ln, found):
+    """CHECKSUM_PARTIAL capture: the field holds the folded pseudo-header sum (Linux:
+    with the L4 length; DPDK TSO: with length 0) or its inverse. Not inlined: only
+    frames already found bad get here."""
+    p = pseudo_sum(buf, w32, s, meta, i, ln)
+    p0 = pseudo_sum(buf, w32, s, meta, i, 0)
+    return (_same16(found, p) or _same16(found, np.uint64(0xFFFF) ^ p)
+            or _same16(found, p0) or _same16(found, np.uint64(0xFFFF) ^ p0))
 
 
 # detail columns written by verify_frames / fill_frames
@@ -483,7 +533,7 @@ D_L4_WANT = 5
 D_COLS = 6
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _ipv4_hdr_ok(meta, i, n):
     m = meta[i]
     l3 = np.int64(m.l3_off)
@@ -491,15 +541,15 @@ def _ipv4_hdr_ok(meta, i, n):
     return np.int64(m.l3_proto) == 0x0800 and hl >= 20 and l3 >= 0 and l3 + hl <= n
 
 
-@njit(cache=True, nogil=True)
-def verify_one(buf, w32, s, n, meta, i, detail):
+@njit(cache=True, nogil=True, inline="always")
+def verify_one(buf, w32, s, n, meta, i, detail, fast):
     """Verify frame ``i`` (parsed); fill ``detail[i]``; return the overall CSUM_* code."""
     ip = S.CSUM_NA
     ipf = -1
     ipw = -1
     if _ipv4_hdr_ok(meta, i, n):
         l3 = s + np.int64(meta[i].l3_off)
-        tot = acc_to_sum(acc_span(buf, w32, l3, np.int64(meta[i].l3_hdr_len)), l3)
+        tot = acc_to_sum(_acc(buf, w32, l3, np.int64(meta[i].l3_hdr_len), fast), l3)
         found = _be16(buf, l3 + 10)
         ipf = np.int64(found)
         if tot == 0xFFFF:
@@ -518,7 +568,7 @@ def verify_one(buf, w32, s, n, meta, i, detail):
         if kind == K_UDP and found == 0 and np.int64(meta[i].l3_proto) == 0x0800:
             code = S.CSUM_NONE
         else:
-            tot = l4_sum(buf, w32, s, meta, i, kind, l4, ln)
+            tot = l4_sum(buf, w32, s, meta, i, kind, l4, ln, fast)
             want = np.uint64(0xFFFF) ^ csum_sub(tot, found)
             if kind == K_UDP and want == 0:
                 want = np.uint64(0xFFFF)
@@ -529,14 +579,8 @@ def verify_one(buf, w32, s, n, meta, i, detail):
                 code = S.OK
             else:
                 code = S.CSUM_BAD_L4
-                if kind == K_TCP or kind == K_UDP:
-                    # CHECKSUM_PARTIAL capture: the field holds the pseudo-header sum
-                    # (Linux: with the L4 length; DPDK TSO: with length 0), or its inverse
-                    p = pseudo_sum(buf, w32, s, meta, i, ln)
-                    p0 = pseudo_sum(buf, w32, s, meta, i, 0)
-                    if (_same16(found, p) or _same16(found, np.uint64(0xFFFF) ^ p)
-                            or _same16(found, p0) or _same16(found, np.uint64(0xFFFF) ^ p0)):
-                        code = S.CSUM_PARTIAL
+                if (kind == K_TCP or kind == K_UDP) and _is_partial(buf, w32, s, meta, i, ln, found):
+                    code = S.CSUM_PARTIAL
     detail[i, D_IP] = ip
     detail[i, D_L4] = code
     detail[i, D_IP_FOUND] = ipf
@@ -559,6 +603,7 @@ def verify_frames(buf, w32, off, length, meta, detail, parse):
     frames found bad (BAD_IP, BAD_L4, UDP_ZERO_V6; partial is not counted)."""
     bad = 0
     nbuf = buf.shape[0]
+    wlim = w32.shape[0] * 4
     for i in range(off.shape[0]):
         s = off[i]
         n = length[i]
@@ -569,7 +614,10 @@ def verify_frames(buf, w32, off, length, meta, detail, parse):
             s = 0
         elif parse:
             parse_one(buf, s, n, meta, i)
-        code = verify_one(buf, w32, s, n, meta, i, detail)
+        if s + n <= wlim:
+            code = verify_one(buf, w32, s, n, meta, i, detail, True)
+        else:
+            code = verify_one(buf, w32, s, n, meta, i, detail, False)
         m = meta[i]
         m.csum = code
         if code != S.CSUM_SKIP_TRUNC:
@@ -583,8 +631,8 @@ def verify_frames(buf, w32, off, length, meta, detail, parse):
     return bad
 
 
-@njit(cache=True, nogil=True)
-def fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none):
+@njit(cache=True, nogil=True, inline="always")
+def fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none, fast):
     """Compute and store the IPv4 header and L4 checksums of frame ``i`` (parsed).
     ``detail`` gets the old values (FOUND) and the stored ones (WANT). Returns OK when
     every checksum the frame has was written, else the reason one was left alone."""
@@ -596,7 +644,7 @@ def fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none):
         ipf = np.int64(_be16(buf, l3 + 10))
         buf[l3 + 10] = 0
         buf[l3 + 11] = 0
-        v = np.uint64(0xFFFF) ^ acc_to_sum(acc_span(buf, w32, l3, np.int64(meta[i].l3_hdr_len)), l3)
+        v = np.uint64(0xFFFF) ^ acc_to_sum(_acc(buf, w32, l3, np.int64(meta[i].l3_hdr_len), fast), l3)
         _store16(buf, l3 + 10, v)
         ipw = np.int64(v)
         ip = S.OK
@@ -613,7 +661,7 @@ def fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none):
         else:
             buf[fa] = 0
             buf[fa + 1] = 0
-            v = np.uint64(0xFFFF) ^ l4_sum(buf, w32, s, meta, i, kind, l4, ln)
+            v = np.uint64(0xFFFF) ^ l4_sum(buf, w32, s, meta, i, kind, l4, ln, fast)
             if kind == K_UDP and v == 0:
                 v = np.uint64(0xFFFF)
             _store16(buf, fa, v)
@@ -638,6 +686,7 @@ def fill_frames(buf, w32, off, length, meta, detail, parse, keep_udp_none):
     number of frames with every checksum written."""
     done = 0
     nbuf = buf.shape[0]
+    wlim = w32.shape[0] * 4
     for i in range(off.shape[0]):
         s = off[i]
         n = length[i]
@@ -648,7 +697,10 @@ def fill_frames(buf, w32, off, length, meta, detail, parse, keep_udp_none):
             s = 0
         elif parse:
             parse_one(buf, s, n, meta, i)
-        code = fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none)
+        if s + n <= wlim:
+            code = fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none, True)
+        else:
+            code = fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none, False)
         m = meta[i]
         m.csum = code
         if code != S.CSUM_SKIP_TRUNC:
