@@ -465,13 +465,16 @@ def expected_layout(frame: bytes, link: int) -> dict:
     return exp
 
 
-def final_destination(frame: bytes, link: int) -> bytes:
+def final_destination(frame: bytes, link: int) -> bytes | None:
     """The 4/16 address bytes scapy puts in the pseudo-header (IPv6: the final
-    destination of a routing header with segments left)."""
+    destination of a routing header with segments left); None where scapy cannot tell
+    (a chain with AH, which scapy does not dissect past)."""
     from scapy.layers.inet6 import in6_pseudoheader
     p = dissect(frame, link)
     if p.haslayer(IP):
         return socket.inet_pton(socket.AF_INET, p[IP].dst)
+    if _first(p, AH) is not None:
+        return None     # scapy does not dissect past AH: it cannot see a routing header there
     u = p[IPv6]
     while not isinstance(u.payload, (Raw, conf.padding_layer)) and u.payload and isinstance(u.payload, _EXT):
         u = u.payload
