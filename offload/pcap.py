@@ -538,6 +538,8 @@ class PcapReader:
         self.max_block = int(max_block)
         self.strict = bool(strict_snaplen)
         self.frames_read = 0
+        self._released = 0
+        self._batch_start = 0
         self._error: PcapError | None = None
         self._done = False
         buf = self.buf
@@ -615,9 +617,31 @@ class PcapReader:
         self._interfaces = v
 
     # -- reading --------------------------------------------------------------
+    def _release_behind(self, keep_from: int) -> None:
+        """Drop this process's page mappings of the file before ``keep_from``.
+
+        The pages stay in the page cache and frames of earlier batches stay
+        valid (touching them maps them again); what is released is this
+        process's resident set and page tables, so iterating over a file
+        larger than memory keeps a bounded footprint.
+        """
+        if self._mm is None or not hasattr(self._mm, "madvise"):
+            return
+        upto = (keep_from // mmap.PAGESIZE) * mmap.PAGESIZE
+        if upto - self._released >= (32 << 20):
+            try:
+                self._mm.madvise(mmap.MADV_DONTNEED, self._released, upto - self._released)
+            except (OSError, ValueError):
+                self._mm = None       # not supported here: keep the mapping as it is
+                return
+            self._released = upto
+
     def _next(self, n: int, parse: bool) -> PacketBatch | None:
         if self._done:
             return None
+        # the previous batch (which the caller may still be using) stays mapped
+        self._release_behind(self._batch_start)
+        self._batch_start = self.pos
         off = np.empty(n, np.int64)
         ln = np.empty(n, np.int64)
         wire = np.empty(n, np.int64)

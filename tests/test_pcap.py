@@ -136,6 +136,35 @@ def test_parse_during_the_walk_equals_parse_batch():
         assert np.array_equal(np.concatenate(got), b.meta)
 
 
+def _rss_kb():
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS")).split()[1])
+
+
+def test_iterating_a_large_file_keeps_a_bounded_resident_set(tmp_path):
+    """Pages behind the batch before the current one are unmapped as the walk goes."""
+    frame = bytes(1400)
+    unit = make_batch([frame] * 4096)
+    p = tmp_path / "big.pcap"
+    with pcap.PcapWriter(p) as w:
+        for _ in range(40):                  # ~230 MB
+            w.write(unit)
+    size = os.path.getsize(p)
+    assert size > 200 << 20
+    base = _rss_kb()
+    peak = 0
+    total = 0
+    first = None
+    for b in pcap.iter_batches(p, n=4096):
+        if first is None:
+            first = b
+        total += int(b.len.sum())
+        peak = max(peak, _rss_kb() - base)
+    assert total == 40 * 4096 * 1400
+    assert peak < 100 * 1024, f"resident set grew by {peak} KB for a {size >> 20} MB file"
+    assert first.to_frames()[0] == frame     # frames of released batches are still readable
+
+
 def test_writer_refuses_what_it_cannot_write(tmp_path):
     b = make_batch([b"a", b"b"], links=[1, 101])
     with pytest.raises(ValueError, match="pcapng"):
