@@ -77,6 +77,12 @@ bench: $(STAMP) sysdeps bench-peers
 	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/pip install -q -e '.[test,plot]'
 	$(BIN)/python -m offload bench --out bench/out --markdown bench/RESULTS.md $(BENCH_ARGS)
 
+# GRO round trips and hostile trains with many more hypothesis examples (minutes).
+.PHONY: gro-props-long
+gro-props-long: $(STAMP)
+	OFFLOAD_GRO_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/test_gro_props.py
+	$(BOUNDS_ENV) OFFLOAD_GRO_EXAMPLES=2000 $(BIN)/python -m pytest -q -m hostile tests/test_gro_props.py
+
 clean:
 	rm -rf $(VENV) .numba-cache* .hypothesis .benchmarks bench/out $(PEERS_BUILD)
 	find . -name __pycache__ -prune -exec rm -rf {} +

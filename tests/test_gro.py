@@ -489,3 +489,15 @@ def test_table_equals_burst_when_flushed():
         outs += t.push(PacketBatch.from_frames(fr[k:k + 3])).to_frames()
     outs += t.flush().to_frames()
     assert sorted(outs) == sorted(r.batch.to_frames())
+
+
+def test_read_only_input_like_an_mmapped_capture():
+    fr = tcp_train(4)
+    b = PacketBatch.from_frames(fr)
+    ro = b.buf.copy()
+    ro.flags.writeable = False
+    rb = PacketBatch(ro, b.off, b.len)
+    r = gro.coalesce(rb)
+    assert pays(r) == [4 * PL]
+    t = gro.GroTable()
+    assert len(t.push(rb)) == 0 and pays_b(t.flush()) == [4 * PL]

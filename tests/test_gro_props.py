@@ -2,6 +2,7 @@
 virtio_net_hdr included), payload is conserved in order per flow, every input frame is
 accounted for, and hostile trains never read or write out of bounds."""
 
+import os
 import random
 
 import numpy as np
@@ -16,7 +17,9 @@ from offload import gro, gso
 from offload import status as S
 from offload.batch import PacketBatch
 
-SET = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+# modest in the normal suite; `make gro-props-long` runs the long campaign
+EXAMPLES = int(os.environ.get("OFFLOAD_GRO_EXAMPLES", "40"))
+SET = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _sum16(data: bytes) -> int:
@@ -226,7 +229,7 @@ def test_streaming_table_conserves_payload(x, chunk, timeout):
 # --- hostile input ----------------------------------------------------------------
 
 @pytest.mark.hostile
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=max(150, EXAMPLES), deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(fs.mutated_frames(fs.tcp_frames()), min_size=1, max_size=12), st.data())
 def test_hostile_mutated_frames(muts, data):
     frames = [m.frame for m in muts]
