@@ -54,3 +54,17 @@ def corpus_dir(sub: str = "tcpdump") -> str:
     if os.environ.get("CI"):
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+# --- hypothesis profiles ----------------------------------------------------------
+# CI runs are derandomized so a red run is reproducible and a green one is not luck;
+# `make fuzz` (OFFLOAD_FUZZ_EXAMPLES) and local runs explore new random cases.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("dev", deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
