@@ -539,6 +539,7 @@ class PcapReader:
         self.strict = bool(strict_snaplen)
         self.frames_read = 0
         self._released = 0
+        self._release = True
         self._batch_start = 0
         self._error: PcapError | None = None
         self._done = False
@@ -625,7 +626,7 @@ class PcapReader:
         process's resident set and page tables, so iterating over a file
         larger than memory keeps a bounded footprint.
         """
-        if self._mm is None or not hasattr(self._mm, "madvise"):
+        if self._mm is None or not self._release or not hasattr(self._mm, "madvise"):
             return
         upto = (keep_from // mmap.PAGESIZE) * mmap.PAGESIZE
         if upto - self._released >= (32 << 20):
@@ -697,6 +698,7 @@ class PcapReader:
         """Every (remaining) frame as one batch; on damage raise PcapError with ``.batch`` set."""
         parts = []
         n = 65536
+        self._release = False     # the whole file is wanted at once: keep it mapped
         try:
             for b in self.iter_batches(n, parse):
                 parts.append(b)
