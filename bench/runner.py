@@ -52,7 +52,7 @@ FORM = {
     ("uso", "offload"): "flat datagrams, csums written",
     ("uso", "careful-c"): "flat datagrams, csums written (copy, then sum)",
     ("uso", "dpdk-bare"): "IP fragments (UFO), zero-copy chains, no csums",
-    ("uso", "dpdk-full"): "IP fragments (UFO), flat, IPv4 csums",
+    ("uso", "dpdk-full"): "IP fragments (UFO), flat, csums written",
     ("uso", "kernel"): "skbs through veth, csums written, +1 syscall/super-pkt",
     ("uso", "scapy"): "IP fragments (UFO), bytes objects",
     ("gro", "offload"): "inputs verified, flat output, csums written, per burst",

@@ -145,3 +145,50 @@ def test_offload_bench_command_end_to_end(tmp_path):
     assert all(r["x_ours"] is not None and r["ns_per_pkt"] > 0 for r in rows)
     assert res["machine"]["cpu"] and res["machine"]["numba"]
     assert os.path.exists(tmp_path / "out" / "table.txt")
+
+
+def _dumped(binary, w, tmp_path, *extra):
+    prefix = str(tmp_path / os.path.basename(binary))
+    env = dict(os.environ, OFFLOAD_BENCH_REPS="1", OFFLOAD_BENCH_MIN_NS="1000", OFFLOAD_BENCH_DUMP=prefix)
+    p = subprocess.run([binary, w.op, w.name, str(w.size), w.file, *extra], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return prefix
+
+
+def _scapy_valid(frames):
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    for fr in frames:
+        q = Ether(fr)
+        del q[IP].chksum
+        del q[TCP].chksum
+        assert bytes(Ether(bytes(q))) == fr
+
+
+def test_full_forms_do_our_work_byte_for_byte(ws, tmp_path):
+    """The peers' "full" rows are not flattered shortcuts: careful C's and DPDK's GSO output,
+    and DPDK's GRO output, are byte-identical to offload's, and scapy finds them valid."""
+    from bench import ours
+    from offload import gro, gso
+    w = ws["gso_tcp4_64k"]
+    frames = W.read_pcap(w.file)
+    r = gso.segment(ours._batch(frames), mss=w.params["mss"], csum="full")
+    want = [bytes(r.out.frame(i)) for i in range(len(r.out))]
+    assert len(want) == 8 * 45
+    _scapy_valid(want[:3] + want[-3:])
+    pre = _dumped(_peer("cref"), w, tmp_path, str(w.params["mss"]))
+    assert W.read_pcap(pre + ".careful-c.pcap") == want
+    if os.access(os.path.join(ROOT, "bench", "peers", "build", "dpdk_peer"), os.X_OK):
+        pre = _dumped(_peer("dpdk_peer"), w, tmp_path, str(w.burst), str(w.params["mss"]))
+        assert W.read_pcap(pre + ".dpdk-full.pcap") == want
+        w = ws["gro_tcp4_f1_b32"]
+        b = ours._batch(W.read_pcap(w.file))
+        c = gro.Coalescer(max_burst=w.burst, csum="full", verify=True)
+        want = []
+        for x in ours._bursts(b, w.burst):
+            out = c.run(x)
+            want += [bytes(out.frame(i)) for i in range(len(out))]
+        _scapy_valid(want[:2])
+        pre = _dumped(_peer("dpdk_peer"), w, tmp_path, str(w.burst))
+        assert W.read_pcap(pre + ".dpdk-full.pcap") == want

@@ -110,6 +110,7 @@ static size_t gso_tcp(const uint8_t *f, uint32_t len, int v6, uint32_t mss, uint
 			wr16(oip + 4, l4len);
 			wr16(otcp + 16, ~fold_add(pseudo6(oip, 6, l4len), c_sum(otcp, l4len)));
 		}
+		record(o - arena, hdr + n);
 		w += (hdr + n + 63) & ~63u;
 	}
 	*nseg = k;
@@ -137,6 +138,7 @@ static size_t uso4(const uint8_t *f, uint32_t len, uint32_t mss, uint8_t *out, i
 		wr16(udp + 6, 0);
 		uint16_t c = ~fold_add(pseudo4(oip, 17, 8 + n), c_sum(udp, 8 + n));
 		wr16(udp + 6, c ? c : 0xFFFF);
+		record(o - arena, hdr + n);
 		w += (hdr + n + 63) & ~63u;
 	}
 	*nseg = k;
@@ -201,6 +203,7 @@ static int g_segs;
 static void body_gso(int *units)
 {
 	size_t w = 0;
+	rec_n = 0;
 	int total = 0;
 	for (uint32_t i = 0; i < F.n; i++) {
 		int k;
@@ -272,6 +275,7 @@ int main(int argc, char **argv)
 		body_gso(&units);
 		r.extra = (double)g_segs / F.n;
 		run(&r, body_gso);
+		dump_records(arena, r.impl);
 		/* re-emit per output segment so both units are in the output */
 		r.unit = "seg";
 		for (int i = 0; i < r.reps; i++)

@@ -94,6 +94,7 @@ static inline uint8_t *flatten(struct rte_mbuf *m, size_t *w, uint32_t *len)
 		n += s->data_len;
 	}
 	*len = n;
+	record(o - arena, n);
 	*w += (n + 63) & ~(size_t)63;
 	return o;
 }
@@ -182,12 +183,21 @@ static uint64_t g_out_units;
 static uint32_t body_gso(int full)
 {
 	size_t w = 0;
+	rec_n = 0;
 	uint64_t segs = 0;
 	for (uint32_t i = 0; i < F.n; i++) {
 		struct rte_mbuf *m = in[i];
 		m->ol_flags = !strcmp(g_op, "uso4") ? (RTE_MBUF_F_TX_UDP_SEG | RTE_MBUF_F_TX_IPV4)
 			    : !strcmp(g_op, "gso6") ? (RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_IPV6)
 						    : (RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_IPV4);
+		if (full && g_op[0] == 'u') {
+			/* UFO: the UDP checksum covers the whole datagram, so it is computed on the
+			 * super-datagram before it is cut into IP fragments */
+			struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, 14);
+			struct rte_udp_hdr *u = (struct rte_udp_hdr *)((uint8_t *)ip + rte_ipv4_hdr_len(ip));
+			u->dgram_cksum = 0;
+			u->dgram_cksum = rte_ipv4_udptcp_cksum(ip, u);
+		}
 		int n = rte_gso_segment(m, &gso_ctx, gso_out[i], 64);
 		if (n <= 0) { fprintf(stderr, "dpdk_peer: rte_gso_segment returned %d\n", n); exit(1); }
 		gso_nout[i] = n;
@@ -246,6 +256,7 @@ static uint32_t body_gro(int full, int use_ctx)
 	}
 	if (full) {
 		size_t w = 0;
+		rec_n = 0;
 		for (uint32_t i = 0; i < outn; i++) {
 			uint32_t len;
 			uint8_t *f = flatten(gro_pkts[i], &w, &len);
@@ -388,9 +399,10 @@ int main(int argc, char **argv)
 			      : "rte_gso_segment: header mbuf + indirect payload mbuf per segment, zero-copy, checksums not written";
 		run(&r, K_GSO, 0, 0);
 		r.impl = "dpdk-full";
-		r.notes = udp ? "rte_gso_segment (IP fragments), then each fragment copied flat and the IPv4 checksum written (fragments carry no L4 checksum)"
+		r.notes = udp ? "UDP checksum of the whole datagram (rte_ipv4_udptcp_cksum), rte_gso_segment (IP fragments), each fragment copied flat, IPv4 header checksums written"
 			      : "rte_gso_segment, then each segment copied flat and IPv4 + TCP checksums written (rte_ipv4_cksum, rte_ipv*_udptcp_cksum)";
 		run(&r, K_GSO, 1, 0);
+		dump_records(arena, r.impl);
 	} else if (!strcmp(g_op, "gro4")) {
 		struct rte_gro_param p = { .gro_types = RTE_GRO_TCP_IPV4, .max_flow_num = 1024,
 					   .max_item_per_flow = 64, .socket_id = 0 };
@@ -405,9 +417,11 @@ int main(int argc, char **argv)
 		r.impl = "dpdk-full";
 		r.notes = "IPv4+TCP checksums of every input verified, rte_gro_reassemble_burst, merged chains copied flat, IPv4+TCP checksums written";
 		run(&r, K_GRO, 1, 0);
+		dump_records(arena, r.impl);
 		r.impl = "dpdk-table-full";
 		r.notes = "as dpdk-full with the table form (rte_gro_reassemble + rte_gro_timeout_flush)";
 		run(&r, K_GRO, 1, 1);
+		dump_records(arena, r.impl);
 	} else {
 		printf("{\"peer\":\"dpdk\",\"op\":\"%s\",\"workload\":\"%s\",\"skipped\":\"no DPDK form of this op\"}\n",
 		       g_op, argv[2]);
