@@ -33,7 +33,11 @@ Linux rules followed (``net/ipv4/tcp_offload.c``, ``net/ipv4/af_inet.c``,
   same ID on every TCP segment with ``fixedid`` (SKB_GSO_TCP_FIXEDID); total length 0
   on input (BIG TCP, captured TSO) is fine, segments get their real length;
 * IPv6: payload length per segment; an RFC 2675 jumbo hop-by-hop header (the
-  8-byte, jumbo-only form BIG TCP uses) is removed from the segments;
+  8-byte, jumbo-only form BIG TCP uses) is removed from the segments; hop-by-hop,
+  routing and destination-options headers are replicated (routing headers with segments
+  left: the pseudo-header takes the final destination); a super-packet behind AH, a
+  fragment header or another jumbo form is not cut (GSO_NOT_SUPPORTED, passed through),
+  as Linux GSO has no handler for them;
 * USO: ``gso_size`` payload bytes per datagram (the last shorter), own UDP length
   and checksum, at most ``max_udp_segments`` (128, UDP_MAX_SEGMENTS) per super-packet;
 * UFO: the UDP checksum is computed once over the whole datagram, then the IP
@@ -185,6 +189,29 @@ def _jcut(buf, s, meta, i):
 
 
 @njit(cache=True, nogil=True)
+def _ext_segmentable(buf, s, n, meta, i):
+    """True when every IPv6 extension header before the L4 header is one Linux GSO walks
+    through (hop-by-hop, routing, destination options: INET6_PROTO_GSO_EXTHDR). AH would
+    need a new ICV per segment, a fragment header means it is not a whole packet."""
+    m = meta[i]
+    l3 = _i(m.l3_off)
+    l4 = _i(m.l4_off)
+    if l3 < 0 or l4 < l3 + 40 or l4 > n:
+        return False
+    nh = _i(buf[s + l3 + 6])
+    p = l3 + 40
+    while p < l4:
+        if nh != 0 and nh != 43 and nh != 60:
+            return False
+        if p + 2 > n:
+            return False
+        nh_next = _i(buf[s + p])
+        p += (_i(buf[s + p + 1]) + 1) * 8
+        nh = nh_next
+    return p == l4
+
+
+@njit(cache=True, nogil=True)
 def _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, csum_mode,
           max_udp_segs, refused_pass, act, segsz, nseg, counters):
     """Parse and decide, per frame: action, segment size, segment count. Returns
@@ -288,6 +315,8 @@ def _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, 
                     st = S.GSO_MSS_TOO_SMALL
                 elif pf & S.PF_FRAG:
                     st = S.GSO_BAD_INPUT
+                elif (pf & S.PF_IPV6_EXT) and not _ext_segmentable(buf, s, n, meta, i):
+                    st = S.GSO_NOT_SUPPORTED
                 else:
                     jcut = _jcut(buf, s, meta, i)
                     if (pf & S.PF_JUMBO) and jcut == 0:
@@ -328,6 +357,8 @@ def _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, 
             if st == S.OK and act[i] >= _A_TCP:
                 m.status = S.GSO_SEGMENTED if act[i] <= _A_USO else S.GSO_FRAGMENTED
                 continue
+        if st == S.GSO_NOT_SUPPORTED:
+            kind = _A_PASS          # not ours to cut: passed through unchanged, counted apart
         if st == S.OK or st == S.GSO_NOT_SUPPORTED:
             act[i] = kind
             m.status = S.GSO_PASS if st == S.OK else st

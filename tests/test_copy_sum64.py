@@ -1,6 +1,7 @@
 """copy_sum64 (the fused copy + checksum GSO uses per segment) against scapy's checksum."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
@@ -14,6 +15,7 @@ def _copy_sum64(src, s64, s, dst, d64, d, n):
     return copy_sum64(src, s64, s, dst, d64, d, n)
 
 
+@pytest.mark.hostile
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(min_size=0, max_size=3000), s=st.integers(0, 64), d=st.integers(0, 64),
        same_mod8=st.booleans(), words=st.booleans())
