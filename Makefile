@@ -33,7 +33,7 @@ sysdeps:
 
 # The whole suite, then the hostile-input tests (fuzz, corpus) again with Numba's
 # bounds checks on, in their own cache.
-test: $(STAMP) sysdeps
+test: $(STAMP) sysdeps bench-peers
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(BOUNDS_ENV) $(BIN)/python -m pytest -q -m hostile $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -q -p no:cacheprovider bench --benchmark-disable
