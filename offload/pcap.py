@@ -514,7 +514,18 @@ def _as_array(source):
     return np.frombuffer(mm, np.uint8), mm, path
 
 
-class PcapReader:
+class _Closing:
+    """``with`` support: ``close()`` on exit."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class PcapReader(_Closing):
     """A capture file (pcap or pcapng) opened for reading by memory map.
 
     ``source`` is a path, or the file's bytes (``bytes``, ``bytearray``,
@@ -723,13 +734,6 @@ class PcapReader:
         self.buf = None
         self._mm = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
 
 def _join(parts: list[PacketBatch], reader: PcapReader) -> PacketBatch:
     """Index arrays of ``parts`` concatenated; the frames stay in the mapped file."""
@@ -837,7 +841,7 @@ def emit_records(buf, off, length, wire, ts, fid, lo, hi, be, pcapng, ns_res, ou
     return p
 
 
-class PcapWriter:
+class PcapWriter(_Closing):
     """Write frames to a pcap or pcapng file, batch by batch.
 
     ``dest``: a path or a binary file object. ``format``: ``"pcap"`` or
@@ -1021,13 +1025,6 @@ class PcapWriter:
         else:
             self._f.flush()
         self._f = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def write(dest, batch: PacketBatch, **kw) -> None:
