@@ -127,7 +127,7 @@ def test_merge_ratios_only_within_the_run():
     assert by[("offload", "seg")]["ns_per_pkt"] == pytest.approx(1000 / 45)
     assert by[("dpdk-full", "seg")]["x_ours"] == pytest.approx(3.0)
     assert by[("careful-c", "pkt")]["same_frames"] is False
-    assert by[("offload", "pkt")]["form"] == "flat segments, csums written"
+    assert by[("offload", "pkt")]["form"] == "parsed, flat segments, csums written"
     assert "x ours" in runner.text_table(rows, [], runner.machine())
 
 

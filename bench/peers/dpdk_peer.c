@@ -13,8 +13,9 @@
  *  "dpdk-full": DPDK doing our work: flat frames in one output arena, IPv4 header
  *      and TCP/UDP checksums written (GSO, GRO), input checksums verified (GRO).
  *
- * Not timed: copying the frames into mbufs before each repetition, freeing mbufs
- * after it. Timed: everything between (one clock read per repetition).
+ * Not timed: copying the frames into mbufs before each repetition (with l2/l3/l4_len,
+ * packet_type and TX flags set, the parsing a PMD or the application does), freeing
+ * mbufs after it. Timed: everything between (one clock read per repetition).
  */
 #define ALLOW_EXPERIMENTAL_API 1
 #include <unistd.h>
