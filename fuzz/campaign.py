@@ -29,6 +29,7 @@ for p in (ROOT, os.path.join(ROOT, "tests")):
 from fuzz import seeds  # noqa: E402
 from fuzz.mutate import EXTRA, _BYTES, _WORDS, mutate_batch  # noqa: E402
 from invariants import parsed_meta_violations, vnet_verdict_violations  # noqa: E402
+from offload import pcap  # noqa: E402
 from offload import status as S  # noqa: E402
 from offload import vnet as V  # noqa: E402
 from offload.batch import LINK_ETHERNET, PacketBatch, new_meta  # noqa: E402
@@ -52,14 +53,15 @@ def save_case(target, k, frame: bytes, note: str) -> str:
     return path
 
 
-def mutants(seed_set, count, rng_seed):
+def mutants(seed_set, count, rng_seed, hot=128, with_src=False):
     buf, off, ln, lk = seed_set
     out = np.zeros(count * (int(ln.max()) + EXTRA) + 64, np.uint8)
     o = np.zeros(count, np.int64)
     n = np.zeros(count, np.int64)
     l = np.zeros(count, np.int64)
-    mutate_batch(buf, off, ln, lk, LINKS, count, rng_seed, out, o, n, l, _BYTES, _WORDS)
-    return out, o, n, l
+    src = np.zeros(count, np.int64)
+    mutate_batch(buf, off, ln, lk, LINKS, count, rng_seed, out, o, n, l, _BYTES, _WORDS, src, hot)
+    return (out, o, n, l, src) if with_src else (out, o, n, l)
 
 
 # ----------------------------------------------------------------------------- parse
@@ -153,7 +155,55 @@ def _validate_codes(ln, meta):
     return codes
 
 
-TARGETS = {"parse": target_parse, "vnet": target_vnet}
+# ----------------------------------------------------------------------------- pcap
+_PCAP_SEEDS = {}
+_PCAP_REF = {}
+
+
+def target_pcap(_seed_set, count, rng_seed, stats):
+    """Damaged capture files: mutants of files written by offload.pcap and of the corpus."""
+    from fuzz import pcap_check
+    if "files" not in _PCAP_SEEDS:
+        _PCAP_SEEDS["files"] = seeds.capture_files()
+    files = _PCAP_SEEDS["files"]
+    fbuf, foff, flen, _ = files
+    v = []
+    half = count // 2
+    for hot, cnt, sd in ((64, half, rng_seed), (1 << 30, count - half, rng_seed + 7919)):
+        buf, off, ln, _lk, src = mutants(files, cnt, sd, hot=hot, with_src=True)
+        for i in range(cnt):
+            j = int(src[i])
+            orig = fbuf[foff[j]:foff[j] + flen[j]].tobytes()
+            if j not in _PCAP_REF:
+                ref, err0 = pcap_check.read_frames(orig, max_frame=pcap_check.MAX_FRAME)
+                try:
+                    fmt = pcap.PcapReader(orig).format
+                except pcap.PcapError:
+                    fmt = None
+                _PCAP_REF[j] = (ref if err0 is None else None, fmt)
+            ref, fmt = _PCAP_REF[j]
+            mut = buf[off[i]:off[i] + ln[i]].tobytes()
+            try:
+                out = []
+                vi = pcap_check.violations(orig, mut, ref, out, fmt) if ref is not None else \
+                    _only_crash(pcap_check, mut, out)
+                stats["error" if out and out[0] is not None else "clean"] += 1
+            except Exception as ex:
+                vi = [f"exception {type(ex).__name__}: {ex}"]
+            if vi:
+                path = save_case("pcap", f"{rng_seed}-{i}", mut, "; ".join(vi))
+                v.append(f"{'; '.join(vi)} (case saved as {path})")
+                return v, None
+    return v, None
+
+
+def _only_crash(pcap_check, mut, out):
+    _b, e = pcap_check.read_frames(mut, max_frame=pcap_check.MAX_FRAME)
+    out.append(e)
+    return []
+
+
+TARGETS = {"parse": target_parse, "vnet": target_vnet, "pcap": target_pcap}
 
 
 def run(target, cases, batch, rng_seed, seed_set, quiet=False):
@@ -163,7 +213,7 @@ def run(target, cases, batch, rng_seed, seed_set, quiet=False):
     t0 = time.perf_counter()
     k = 0
     while done < cases:
-        c = min(batch, cases - done)
+        c = min(batch if target != "pcap" else min(batch, 1024), cases - done)
         try:
             v, ctx = fn(seed_set, c, rng_seed + k, stats)
         except Exception as e:  # an exception escaping is a finding: bisect to one case

@@ -33,8 +33,9 @@ def _pos(n, hot):
 
 @njit(cache=True, nogil=True)
 def mutate_batch(seed_buf, seed_off, seed_len, seed_link, links, count, seed, out_buf, out_off,
-                 out_len, out_link, bytes_tab, words_tab):
-    """Fill ``out_*`` with ``count`` mutants. ``out_buf`` must hold
+                 out_len, out_link, bytes_tab, words_tab, out_src, hot):
+    """Fill ``out_*`` with ``count`` mutants (``out_src``: the seed each came from; ``hot``:
+    most damage lands in the first ``hot`` bytes). ``out_buf`` must hold
     ``count * (max seed length + EXTRA)`` bytes. Returns the bytes used."""
     np.random.seed(seed)
     nseeds = seed_off.shape[0]
@@ -52,15 +53,15 @@ def mutate_batch(seed_buf, seed_off, seed_len, seed_link, links, count, seed, ou
             op = np.random.randint(0, 10)
             if op == 0 or op == 1:          # bit flip
                 if n > 0:
-                    p = _pos(n, 128)
+                    p = _pos(n, hot)
                     out_buf[o + p] ^= np.uint8(1 << np.random.randint(0, 8))
             elif op == 2 or op == 3:        # interesting byte
                 if n > 0:
-                    p = _pos(n, 128)
+                    p = _pos(n, hot)
                     out_buf[o + p] = np.uint8(bytes_tab[np.random.randint(0, bytes_tab.shape[0])])
             elif op == 4 or op == 5:        # interesting 16-bit value (big-endian), or n +- small
                 if n > 1:
-                    p = _pos(n - 1, 128)
+                    p = _pos(n - 1, hot)
                     if np.random.random() < 0.3:
                         v = n + np.random.randint(-24, 24)
                     else:
@@ -74,7 +75,7 @@ def mutate_batch(seed_buf, seed_off, seed_len, seed_link, links, count, seed, ou
             elif op == 7:                   # insert a chunk of random bytes
                 k = np.random.randint(1, 17)
                 if n + k <= cap:
-                    p = _pos(n + 1, 128)
+                    p = _pos(n + 1, hot)
                     for q in range(n - 1, p - 1, -1):
                         out_buf[o + q + k] = out_buf[o + q]
                     for q in range(k):
@@ -82,7 +83,7 @@ def mutate_batch(seed_buf, seed_off, seed_len, seed_link, links, count, seed, ou
                     n += k
             elif op == 8:                   # delete a chunk
                 if n > 1:
-                    p = _pos(n, 128)
+                    p = _pos(n, hot)
                     k = 1 + np.random.randint(0, 16)
                     if p + k > n:
                         k = n - p
@@ -93,7 +94,7 @@ def mutate_batch(seed_buf, seed_off, seed_len, seed_link, links, count, seed, ou
                 j2 = np.random.randint(0, nseeds)
                 s2 = seed_off[j2]
                 n2 = seed_len[j2]
-                p = _pos(n + 1, 128)
+                p = _pos(n + 1, hot)
                 p2 = np.random.randint(0, n2 + 1)
                 k = n2 - p2
                 if p + k > cap:
@@ -103,6 +104,7 @@ def mutate_batch(seed_buf, seed_off, seed_len, seed_link, links, count, seed, ou
                 n = p + k
         out_off[c] = o
         out_len[c] = n
+        out_src[c] = j
         if np.random.random() < 0.03:
             out_link[c] = links[np.random.randint(0, links.shape[0])]
         else:

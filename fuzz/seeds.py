@@ -144,3 +144,49 @@ def gro_trains(n_trains: int = 200):
     os.makedirs(CACHE, exist_ok=True)
     np.savez(path, buf=buf, off=off, len=ln, train=np.array(train, np.int64))
     return buf, off, ln, np.array(train, np.int64)
+
+
+def capture_files(max_size: int = 65536, corpus_files: bool = True):
+    """Seed capture files: files written by ``offload.pcap`` in every format it writes
+    (pcap us/ns, both byte orders; pcapng with several interfaces) from generated frames,
+    plus the corpus's files up to ``max_size`` bytes. Returned like frames (one file per
+    entry; ``link`` column unused)."""
+    path = os.path.join(CACHE, f"files-{max_size}-{int(corpus_files)}.npz")
+    if os.path.exists(path):
+        z = np.load(path)
+        return z["buf"], z["off"], z["len"], z["link"]
+    from offload import pcap
+    from offload.batch import PacketBatch
+    gbuf, goff, glen, glink = generated()
+    files = []
+    rng = np.random.default_rng(5)
+    for k in range(120):
+        idx = rng.choice(len(goff), size=int(rng.integers(0, 12)), replace=False)
+        frames = [gbuf[goff[i]:goff[i] + glen[i]].tobytes() for i in idx]
+        links = [int(glink[i]) for i in idx]
+        fmt = ("pcap", "pcapng")[k % 2]
+        if fmt == "pcap":
+            lk = links[0] if links else 1
+            frames = [f for f, l in zip(frames, links) if l == lk]
+            b = PacketBatch.from_frames(frames, link=lk, ts=np.arange(len(frames), dtype=np.int64) * 1_000_123)
+            opts = dict(format="pcap", ts_resolution=("us", "ns")[(k >> 1) % 2], byte_order="<>"[(k >> 2) % 2], link=lk)
+        else:
+            b = PacketBatch.from_frames(frames, ts=np.arange(len(frames), dtype=np.int64) * 7)
+            if len(frames):
+                b.meta["link"] = links
+            opts = dict(format="pcapng", byte_order="<>"[(k >> 2) % 2])
+        try:
+            files.append(pcap.to_bytes(b, **opts))
+        except Exception:
+            continue
+    if corpus_files and os.path.isdir(CORPUS):
+        for dirpath, _d, fns in os.walk(CORPUS):
+            for fn in sorted(fns):
+                full = os.path.join(dirpath, fn)
+                if os.path.getsize(full) <= max_size:
+                    with open(full, "rb") as fh:
+                        files.append(fh.read())
+    r = _pack(files, [0] * len(files))
+    os.makedirs(CACHE, exist_ok=True)
+    np.savez(path, buf=r[0], off=r[1], len=r[2], link=r[3])
+    return r
