@@ -423,8 +423,9 @@ class AfXdpPort(Port):
     (2048, or 4096 when the MTU needs more), ``ring`` descriptors per ring
     (power of two, default nframes/4), ``mode`` ``drv``/``skb``/``auto`` for the
     XDP attach, ``zc`` 1 to try zero-copy first (default), 0 for copy mode only,
-    ``sg`` 1 for XDP_USE_SG (default), ``bounce`` bytes of bounce area for
-    chained RX frames (default 64 KiB per 64 frames of burst, at least 1 MiB with SG).
+    ``sg`` 1 for XDP_USE_SG (default; dropped on kernels without it when the MTU fits a
+    chunk), ``bounce`` bytes of bounce area for chained RX frames (default
+    max(1 MiB, max_burst x 9216) with SG, none without), ``max_burst`` frames per rx_burst.
     """
 
     kind = "afxdp"
@@ -558,14 +559,18 @@ class AfXdpPort(Port):
             self._bind(fd, XDP_SHARED_UMEM, q.qid, first.sock.fileno())
             q.zerocopy = first.zerocopy
             return
-        base = XDP_USE_SG if self.sg else 0
-        shared = 0
-        tries = ([XDP_ZEROCOPY] if zc else []) + [XDP_COPY]
+        tries = [(m, sg) for sg in ([True, False] if self.sg else [False])
+                 for m in ([XDP_ZEROCOPY] if zc else []) + [XDP_COPY]]
         last = None
-        for m in tries:
+        for m, sg in tries:
+            if not sg and self.mtu + 18 > self.chunk - XDP_PACKET_HEADROOM:
+                break           # without SG, jumbo frames would be dropped: keep the SG error
             try:
-                self._bind(fd, base | shared | m, q.qid, first.sock.fileno() if first else 0)
+                self._bind(fd, (XDP_USE_SG if sg else 0) | m, q.qid, 0)
                 q.zerocopy = m == XDP_ZEROCOPY
+                if not sg:      # a kernel without XDP_USE_SG (before 6.6)
+                    self.sg = False
+                    self.max_descs = 1
                 return
             except OSError as e:
                 last = e
