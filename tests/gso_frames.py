@@ -41,12 +41,13 @@ def _pseudo(v6: bool, l3: bytes, proto: int, l4len: int) -> int:
 
 def super_packet(payload: bytes, mss: int, *, v6=False, udp=False, vlans=(), ts=False,
                  flags="PA", seq=1000, ip_id=7, df=True, big=False, jumbo=False,
-                 tos=0, flowlabel=0, hlim=64, options=None, needs_csum=True, ufo=False, sport=4000):
+                 tos=0, flowlabel=0, hlim=64, options=None, needs_csum=True, ufo=False, sport=4000, ipopts=b""):
     """``(frame bytes, vnet tuple)`` for a TCP/UDP super-packet of ``payload`` at ``mss``.
 
     ``big``: IPv4 total length 0 (BIG TCP); ``jumbo``: IPv6 with the 8-byte jumbo
     hop-by-hop header and payload length 0 (RFC 2675, as BIG TCP over IPv6);
-    ``ufo``: gso_type UDP (fragmentation) instead of UDP_L4.
+    ``ufo``: gso_type UDP (fragmentation) instead of UDP_L4; ``ipopts``: raw IPv4 option
+    bytes (a multiple of 4).
     """
     if udp:
         l4 = UDP(sport=sport, dport=5000)
@@ -75,13 +76,14 @@ def super_packet(payload: bytes, mss: int, *, v6=False, udp=False, vlans=(), ts=
                                        nh=proto, plen=l4len)))
         ip_hdr_len = len(l3b)
     else:
-        l3b = bytearray(bytes(l3 / UDP() if udp else l3 / TCP())[:20])
+        l3b = bytearray(bytes(l3 / UDP() if udp else l3 / TCP())[:20]) + bytearray(ipopts)
+        l3b[0] = 0x40 | (len(l3b) // 4)
         l3b[9] = proto
-        tot = 20 + l4len
+        tot = len(l3b) + l4len
         l3b[2:4] = struct.pack("!H", 0 if (big or tot > 0xFFFF) else tot)
         l3b[10:12] = b"\0\0"
         l3b[10:12] = struct.pack("!H", (~raw_sum(bytes(l3b))) & 0xFFFF)
-        ip_hdr_len = 20
+        ip_hdr_len = len(l3b)
     csum_off = 6 if udp else 16
     ck = _pseudo(v6, bytes(l3b[:40] if v6 else l3b), proto, l4len)
     l4b[csum_off:csum_off + 2] = struct.pack("!H", ck)

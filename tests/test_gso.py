@@ -76,6 +76,8 @@ MATRIX = {
     "tcp4_vlan_jumbo_mtu": dict(n=60000, mss=_tcp_mss(ts=True, mtu=9000), vlans=(5,), ts=True, mtu=9000),
     "tcp4_big_100k": dict(n=100000, mss=1448, ts=True, big=True),
     "tcp4_tos_ttl": dict(n=5000, mss=1460, tos=0x2E, hlim=3),
+    "tcp4_ip_options": dict(n=9000, mss=1400, ts=True, ipopts=bytes([1, 1, 0x94, 4, 0, 0, 1, 0])),
+    "uso4_ip_options": dict(n=9000, mss=1400, udp=True, ipopts=bytes([0x94, 4, 0, 0])),
     "tcp6": dict(n=20000, mss=_tcp_mss(v6=True), v6=True),
     "tcp6_ts": dict(n=30000, mss=_tcp_mss(v6=True, ts=True), v6=True, ts=True),
     "tcp6_label_vlan": dict(n=12000, mss=1440, v6=True, vlans=(9,), flowlabel=0xABCDE, tos=0xB8),
