@@ -3,6 +3,7 @@ scapy's checksums; plus properties (payload conservation, sequence numbers) and 
 
 from __future__ import annotations
 
+import os
 import struct
 
 import numpy as np
@@ -21,6 +22,8 @@ from offload.batch import OutputArena, PacketBatch
 from offload.csum import csum_add
 
 RNG = np.random.default_rng(4)
+# `make fuzz` raises the hostile budgets (OFFLOAD_FUZZ_EXAMPLES)
+FUZZ = int(os.environ.get("OFFLOAD_FUZZ_EXAMPLES", "0"))
 
 
 def _payload(n: int, seed: int = 0) -> bytes:
@@ -379,9 +382,9 @@ def test_kernel_refuses_what_we_refuse(kernel_oracle):
 
 
 @pytest.mark.hostile
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=FUZZ or 150, deadline=None)
 @given(data=st.data())
-def test_mutated_super_packets_never_crash(data):
+def test_fuzz_gso_mutated_super_packets(data):
     """Random byte flips, truncation and random virtio fields on real super-packets."""
     kind = data.draw(_kind())
     f, v = super_packet(_payload(data.draw(st.integers(0, 6000)), 1), data.draw(st.integers(1, 1500)),
@@ -449,9 +452,9 @@ def test_any_link_and_extension_headers_at_a_small_mtu(data):
 
 
 @pytest.mark.hostile
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=FUZZ or 200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_hostile_frames_and_headers_never_crash(data):
+def test_fuzz_gso_hostile_frames_and_headers(data):
     """Mutated frames (lying lengths, broken chains, cut anywhere, wrong link type) with
     random virtio headers, in every mode: every frame gets a status, every emitted frame
     lies in the arena, and the output count is what the statuses say."""
