@@ -372,35 +372,35 @@ def _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, 
     return total_frames, total_bytes
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _copy_meta(meta, i, ometa, j):
-    m = meta[i]
-    o = ometa[j]
-    o.vnet_flags = m.vnet_flags
-    o.gso_type = m.gso_type
-    o.hdr_len = m.hdr_len
-    o.gso_size = m.gso_size
-    o.csum_start = m.csum_start
-    o.csum_offset = m.csum_offset
-    o.num_buffers = m.num_buffers
-    o.link = m.link
-    o.vlan_count = m.vlan_count
-    o.l4_proto = m.l4_proto
-    o.l3_proto = m.l3_proto
-    o.l3_hdr_len = m.l3_hdr_len
-    o.ext_len = m.ext_len
-    o.l4_hdr_len = m.l4_hdr_len
-    o.pflags = m.pflags
-    o.status = m.status
-    o.csum = m.csum
-    o.l3_off = m.l3_off
-    o.l3_end = m.l3_end
-    o.l4_off = m.l4_off
-    o.pay_off = m.pay_off
-    o.pay_len = m.pay_len
-    o.dst_off = m.dst_off
-    o.seg = 0
-    o.src = i
+    """Output record ``j`` starts as input record ``i`` (parsed layout, virtio fields, status)."""
+    ometa[j] = meta[i]
+    ometa[j].seg = 0
+    ometa[j].src = i
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _clear_vnet(o, hdr_len):
+    """An output frame carries no GSO request and no checksum to complete."""
+    o.vnet_flags = 0
+    o.gso_type = 0
+    o.gso_size = 0
+    o.csum_start = 0
+    o.csum_offset = 0
+    o.hdr_len = hdr_len
+    o.num_buffers = 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ipv4_base_sum(buf, w32, s, l3, ihl, var_off):
+    """Sum of the IPv4 header at ``s+l3`` without its total length, checksum and the
+    16-bit field at ``var_off`` (ID for segments, fragment word for fragments): the part
+    every output frame shares."""
+    ipsum = sum_span(buf, w32, s + l3, ihl)
+    ipsum = csum_sub(ipsum, _be16(buf, s + l3 + 2))
+    ipsum = csum_sub(ipsum, _be16(buf, s + l3 + var_off))
+    return csum_sub(ipsum, _be16(buf, s + l3 + 10))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -431,10 +431,7 @@ def _seg_tcp_udp(buf, w32, w64, s, meta, i, kind, mss, k_total, csum_mode, fixed
     # -- per super-packet sums (the fields that change per segment are taken out) --
     if v4:
         ihl = _i(m.l3_hdr_len)
-        ipsum = sum_span(buf, w32, s + l3, ihl)
-        ipsum = csum_sub(ipsum, _be16(buf, s + l3 + 2))     # total length
-        ipsum = csum_sub(ipsum, _be16(buf, s + l3 + 4))     # ID
-        ipsum = csum_sub(ipsum, _be16(buf, s + l3 + 10))    # header checksum
+        ipsum = _ipv4_base_sum(buf, w32, s, l3, ihl, 4)
         ip_id = _be16(buf, s + l3 + 4)
         psum = pseudo_sum_v4(buf, s + l3, proto, 0)
     else:
@@ -522,18 +519,11 @@ def _seg_tcp_udp(buf, w32, w64, s, meta, i, kind, mss, k_total, csum_mode, fixed
         if k > 0:
             continue
         o.status = S.GSO_SEGMENTED
-        o.gso_type = 0
-        o.gso_size = 0
-        o.hdr_len = hdr_out
-        o.num_buffers = 0
+        _clear_vnet(o, hdr_out)
         if csum_mode == CSUM_PARTIAL:
             o.vnet_flags = F_NEEDS_CSUM
             o.csum_start = l4o
             o.csum_offset = 16 if is_tcp else 6
-        else:
-            o.vnet_flags = 0
-            o.csum_start = 0
-            o.csum_offset = 0
         o.pay_off = hdr_out
         o.l4_off = l4o
         pfl = _i(m.pflags) & ~(S.PF_LEN0 | S.PF_JUMBO | S.PF_L2_PAD | S.PF_UDP_SHORT)
@@ -561,10 +551,7 @@ def _frag_udp(buf, w32, w64, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
     hdr_out = l4 + extra
     if v4:
         ihl = _i(m.l3_hdr_len)
-        ipsum = sum_span(buf, w32, s + l3, ihl)
-        ipsum = csum_sub(ipsum, _be16(buf, s + l3 + 2))
-        ipsum = csum_sub(ipsum, _be16(buf, s + l3 + 6))
-        ipsum = csum_sub(ipsum, _be16(buf, s + l3 + 10))
+        ipsum = _ipv4_base_sum(buf, w32, s, l3, ihl, 6)
         psum = pseudo_sum_v4(buf, s + l3, 17, dlen)
     else:
         ihl = 0
@@ -606,13 +593,7 @@ def _frag_udp(buf, w32, w64, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
         o = ometa[jj]
         o.seg = k
         o.status = S.GSO_FRAGMENTED
-        o.vnet_flags = 0
-        o.gso_type = 0
-        o.gso_size = 0
-        o.csum_start = 0
-        o.csum_offset = 0
-        o.hdr_len = hdr_out
-        o.num_buffers = 0
+        _clear_vnet(o, hdr_out)
         o.l3_end = hdr_out + chunk
         o.l4_off = hdr_out
         pfl = (_i(m.pflags) & ~(S.PF_LEN0 | S.PF_L2_PAD | S.PF_DF)) | S.PF_FRAG
