@@ -163,6 +163,79 @@ def test_afxdp_rx_64B(benchmark, topo):
                 copyto_us_same_bytes=ref * 1e6)
 
 
+BLAST = """
+import sys, time
+from offload.batch import PacketBatch
+from offload.nic_shim import open_port
+n = int(sys.argv[2])
+fr = [bytes.fromhex("020000000b01020000000a01") + b"\\x88\\xb5" + i.to_bytes(4, "big") + bytes(46) for i in range(64)]
+b = PacketBatch.from_frames(fr)
+with open_port("afxdp:" + sys.argv[1] + ":0") as p:
+    print("ready", flush=True)
+    sys.stdin.readline()
+    sent = 0
+    t = time.perf_counter()
+    while sent < n:
+        sent += p.tx_burst(b)
+    p.flush()
+    print(sent, time.perf_counter() - t, flush=True)
+"""
+
+
+def test_afxdp_rx_64B_separate_sender(benchmark, topo):
+    """RX rate with the sender in another process (its own tight AF_XDP TX loop): the
+    receiving process only polls its RX ring. Reported next to the sender's own rate."""
+    a, b = veth_pair(topo)
+    total = 50_000 if benchmark.disabled else 2_000_000
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    snd = subprocess.Popen(["ip", "netns", "exec", a, sys.executable, "-c", BLAST, "shx0", str(total)],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=env, cwd=ROOT)
+    try:
+        assert snd.stdout.readline().strip() == "ready", snd.stderr.read()
+        with open_port("afxdp:shy0:0", netns=b) as rx:
+            def run():
+                got = 0
+                cpu = 0.0
+                bursts = 0
+                snd.stdin.write("go\n")
+                snd.stdin.flush()
+                t0 = None
+                last = time.perf_counter()
+                while True:
+                    c = time.thread_time()
+                    r = rx.rx_burst(256)
+                    k = len(r)
+                    rx.release(r)
+                    now = time.perf_counter()
+                    if k:
+                        cpu += time.thread_time() - c
+                        bursts += 1
+                        got += k
+                        if t0 is None:
+                            t0 = now
+                        last = now
+                    elif now - last > 0.5 and t0 is not None:
+                        break
+                    elif t0 is None and now - last > 10:
+                        break
+                return got, (last - t0) if t0 else 0.0, cpu, bursts
+
+            got, dt, cpu, bursts = benchmark.pedantic(run, rounds=1, iterations=1)
+            out, err = snd.communicate(timeout=60)
+            sent, s_dt = out.split()[-2:]
+            rx.check_frames(quiet=True)
+            st = rx.stats()
+            assert got + st["xsk_rx_dropped"] <= int(sent)
+            _report(benchmark, "afxdp rx 64B, separate sender", rx_mpps=got / max(dt, 1e-9) / 1e6,
+                    sender_mpps=int(sent) / float(s_dt) / 1e6, received=got, xsk_rx_dropped=st["xsk_rx_dropped"],
+                    rx_cpu_ns_per_pkt=cpu / max(got, 1) * 1e9, frames_per_burst=got / max(bursts, 1))
+    finally:
+        if snd.poll() is None:
+            snd.kill()
+            snd.wait()
+
+
 # -- goodput ----------------------------------------------------------------------
 
 def _peer(ns, *args):
