@@ -338,6 +338,8 @@ def wide_rows(rows) -> list[list[str]]:
 
 
 def _fmt_x(x: float) -> str:
+    if x < 0.1:
+        return f"{x:.3f}x"
     return f"{x:.2f}x" if x < 10 else f"{x:.0f}x"
 
 
