@@ -369,9 +369,11 @@ class _Queue:
         self.sock = None
         self.fill = self.comp = self.rx = self.tx = None
         self.fill_count = np.zeros(1, np.int64)   # chunks in this queue's fill + RX rings
+        self.rx_args = self.fill_args = None
         self.zerocopy = False
 
     def close(self):
+        self.rx_args = self.fill_args = None     # ring views: must go before the maps close
         for r in (self.fill, self.comp, self.rx, self.tx):
             if r is not None:
                 r.close()
@@ -497,6 +499,8 @@ class AfXdpPort(Port):
         self._slot_meta_u8 = self._slot_meta.view(np.uint8).reshape(self._nslots, -1)
         self._meta_tpl_u8 = self._meta_tpl.view(np.uint8)
         self._slots_free = list(range(self._nslots - 1, -1, -1))
+        self._slot_views = [(self._slot_off[k], self._slot_len[k], self._slot_chunk[k], self._slot_meta[k],
+                             self._slot_meta_u8[k]) for k in range(self._nslots)]
         self._spare = None
         self._empty = empty_batch()
         self._dropped_idx = np.zeros(self.max_burst, np.int64)
@@ -553,6 +557,8 @@ class AfXdpPort(Port):
         q.tx = _Ring(fd, XDP_PGOFF_TX_RING, tx_o, r, 16)
         q.fill = _Ring(fd, XDP_UMEM_PGOFF_FILL_RING, fr_o, r, 8)
         q.comp = _Ring(fd, XDP_UMEM_PGOFF_COMPLETION_RING, cr_o, r, 8)
+        q.rx_args = (q.rx.prod, q.rx.cons, q.rx.d64, q.rx.d32, q.rx.size)
+        q.fill_args = (q.fill.prod, q.fill.cons, q.fill.d64)
         if first is not None:
             # a socket sharing the UMEM inherits copy/zero-copy/SG from the first one;
             # any of those flags next to XDP_SHARED_UMEM is EINVAL
@@ -606,21 +612,24 @@ class AfXdpPort(Port):
         """Up to ``max_frames`` received frames as views into the UMEM; give them back with
         :meth:`release`. No system call (copy mode delivers without a wake-up)."""
         maxn = min(int(max_frames), self.max_burst)
+        qs = self.queues
+        if len(qs) == 1:
+            r = qs[0].rx
+            if r.prod[0] == r.cons[0] and maxn:   # nothing arrived: no kernel call at all
+                return self._empty
         if self._slots_free:
             slot = self._slots_free.pop()
-            o_off, o_len, o_chunk = self._slot_off[slot], self._slot_len[slot], self._slot_chunk[slot]
+            o_off, o_len, o_chunk, meta_rec, meta_u8 = self._slot_views[slot]
         else:       # more than _nslots batches held: allocate
             slot = -1
             o_off, o_len, o_chunk = (np.zeros(self.max_burst, np.int64) for _ in range(3))
         n = 0
-        nq = len(self.queues)
+        nq = len(qs)
         for k in range(nq):
-            q = self.queues[(self._rr + k) % nq]
-            r = q.rx
-            f = q.fill
-            n = _rx_refill(r.prod, r.cons, r.d64, r.d32, r.size, maxn, o_off, o_len, o_chunk,
-                           self.buf, self.nframes, self.chunk, self.umem_len, self.bounce_size, self.free_stack,
-                           self.fstate, self.ctl, q.fill_count, n, f.prod, f.cons, f.d64, self.fill_target)
+            q = qs[(self._rr + k) % nq]
+            n = _rx_refill(*q.rx_args, maxn, o_off, o_len, o_chunk, self.buf, self.nframes, self.chunk,
+                           self.umem_len, self.bounce_size, self.free_stack, self.fstate, self.ctl, q.fill_count, n,
+                           *q.fill_args, self.fill_target)
             if n >= maxn:
                 break
         self._rr += 1
@@ -630,8 +639,8 @@ class AfXdpPort(Port):
             return self._empty
         if slot >= 0:
             nb = n * META_ITEMSIZE
-            np.copyto(self._slot_meta_u8[slot, :nb], self._meta_tpl_u8[:nb])
-            meta = self._slot_meta[slot, :n]
+            np.copyto(meta_u8[:nb], self._meta_tpl_u8[:nb])
+            meta = meta_rec[:n]
         else:
             meta = self._meta_tpl[:n].copy()
         b = fast_batch(self.buf, o_off[:n], o_len[:n], meta)
