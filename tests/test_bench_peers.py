@@ -194,3 +194,22 @@ def test_full_forms_do_our_work_byte_for_byte(ws, tmp_path):
     _scapy_valid(want[:2])
     pre = _dumped(dp, w, tmp_path, str(w.burst))
     assert W.read_pcap(pre + ".dpdk-full.pcap") == want
+
+
+@pytest.mark.kernel
+def test_kernel_peer_segments_and_coalesces(ws):
+    """The kernel rows come from the kernel really doing the work: 12 segments per 16 KB
+    super-frame, and far fewer frames out of GRO than in."""
+    from offload import netns
+    from bench.peers import kernel_peer
+    ok, why = netns.available()
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    rows, skipped = kernel_peer.run_all([ws["gso_tcp4_16k"], ws["gro_tcp4_f1_b32"]], short=True)
+    assert not skipped, skipped
+    by = {r["workload"]: r for r in rows}
+    assert by["gso_tcp4_16k"]["extra"] == 12
+    assert by["gro_tcp4_f1_b32"]["extra"] < 0.25
+    assert not any(n.startswith("off-bench") for n in os.listdir("/run/netns")) if os.path.isdir("/run/netns") else True
