@@ -45,14 +45,14 @@ def register(subparsers) -> None:
                    help="leave refused frames out of OUT (default: copy them unchanged)")
     p.add_argument("--max-frame", type=int, default=None, metavar="BYTES",
                    help="largest frame accepted from IN (default 256 KiB; raise for larger BIG TCP frames)")
-    p.add_argument("--batch", type=int, default=4096, metavar="FRAMES", help="frames per burst (default 4096)")
+    p.add_argument("--batch", type=int, default=1024, metavar="FRAMES", help="frames per burst (default 1024)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
 
 
 def segment_file(src: str, dst: str, mtu: int | None = 1500, mss: int | None = None, udp: str = "uso",
                  csum: str = "full", fixedid: bool = False, fmt: str | None = None,
-                 drop_refused: bool = False, max_frame: int | None = None, batch_frames: int = 4096,
+                 drop_refused: bool = False, max_frame: int | None = None, batch_frames: int = 1024,
                  progress: bool = True) -> dict:
     """Segment capture ``src`` into ``dst``; returns the summary dict. A damaged input is
     segmented up to the damage, written, and reported in ``summary["error"]`` (offset, reason)."""
