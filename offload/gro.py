@@ -214,7 +214,7 @@ def _eq_range(a, ia, b, ib, n):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _fast_match(buf, s, m, sbuf, hs, hm, cwr_ign):
     """True when frame (buf, s, m) and the aggregate head agree on every header byte Linux
     requires equal (flow key, TTL/TOS/DF or traffic class/hop limit, ACK, data offset, flags
@@ -255,7 +255,7 @@ def _fast_match(buf, s, m, sbuf, hs, hm, cwr_ign):
 # --------------------------------------------------------------------------------
 # per-frame classification
 # --------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _classify(buf, w32, s, meta, i, P):
     """Returns (status, keyed): 0 when the frame may merge, else the GRO_* reason it passes
     alone; ``keyed`` says whether its flow key (addresses and ports) can be read."""
@@ -303,7 +303,7 @@ def _classify(buf, w32, s, meta, i, P):
     return S.OK, True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _flow_hash(buf, s, m):
     h = np.uint64(np.int64(m.l3_proto) * 256 + np.int64(m.l4_proto))
     l3 = s + np.int64(m.l3_off)
@@ -321,7 +321,7 @@ def _flow_hash(buf, s, m):
     return np.int64(h & np.uint64(0x3FFFFFFFFFFFFFFF))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _same_flow(buf, s, m, sbuf, hs, hm):
     l3 = np.int64(m.l3_off)
     if l3 != np.int64(hm.l3_off) or m.l3_proto != hm.l3_proto or m.l4_proto != hm.l4_proto:
@@ -345,7 +345,7 @@ def _same_flow(buf, s, m, sbuf, hs, hm):
     return _eq_range(buf, s, sbuf, hs, l3)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _refuse(buf, s, m, sbuf, hs, hm, agg, a, P, checked):
     """-1 when frame (buf, s, m) may join aggregate ``a`` (head at sbuf[hs:], meta hm),
     else the R_* reason. ``checked``: :func:`_fast_match` already found the compared header
@@ -433,7 +433,7 @@ def _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta):
         j = (j + 1) & mask
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _lookup_fast(buf, s, m, h, htab, agg, sbuf, soff, smeta, cwr_ign):
     """Like :func:`_lookup`, plus whether the headers already passed :func:`_fast_match`."""
     mask = htab.shape[0] - 1
@@ -451,7 +451,7 @@ def _lookup_fast(buf, s, m, h, htab, agg, sbuf, soff, smeta, cwr_ign):
         j = (j + 1) & mask
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _hdel(htab, agg, pos):
     mask = htab.shape[0] - 1
     i = pos
@@ -483,7 +483,7 @@ def _count(C, code):
         C[C_STATUS + code - 192] += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _out_slot(obuf, o2, st, need):
     """Reserve room for one output frame of up to ``need`` bytes; returns its start or -1."""
     k = st[ST_OUT_N]
