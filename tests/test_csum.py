@@ -515,3 +515,24 @@ def test_frames_outside_buf_in_kernel_call():
     meta["vnet_flags"] = 1
     C.complete_frames(b.buf, b.w32, off, ln, meta)
     assert list(meta["csum"]) == [S.CSUM_BAD_START] * 3
+
+
+def tshark_verdicts_full(path):
+    """Per frame number: dict of the first-occurrence verdict of ip, tcp, udp, icmp,
+    icmpv6 ('good', 'bad', 'none', 'illegal' or None)."""
+    keys = ["ip", "tcp", "udp", "icmp", "icmpv6"]
+    out = subprocess.run(
+        ["tshark", "-n", "-r", path, "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+         "-o", "ip.check_checksum:TRUE", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
+         "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f", "-e", "frame.number"]
+        + [a for f in TSHARK_FIELDS for a in ("-e", f)],
+        capture_output=True, text=True, timeout=600)
+    names = {"0": "bad", "1": "good", "2": None, "3": "none", "4": "illegal"}
+    res = {}
+    for line in out.stdout.splitlines():
+        cols = line.split("\t")
+        cols += [""] * (6 - len(cols))
+        if not cols[0].isdigit():
+            continue
+        res[int(cols[0])] = {k: names.get(c) for k, c in zip(keys, cols[1:6])}
+    return res
