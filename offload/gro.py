@@ -495,7 +495,7 @@ def _out_slot(obuf, o2, st, need):
     return start
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _emit_raw(sbuf, sw32, s, n, smeta, j, src, ts, code, verify, obuf, ow32, o2, ometa, st, C):
     """Copy frame j unchanged; ``verify``: check its L4 checksum on the way (DATA_VALID if good,
     GRO_BAD_CSUM if not). Returns the status written."""
@@ -562,8 +562,8 @@ def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
     om.seg = cnt
     n = hdr + pay
     if cnt == 1:
-        # one frame after all (its neighbours had bad checksums): a plain copy, verified
-        om.vnet_flags = V.F_DATA_VALID
+        # one frame after all (held alone, or its neighbours had bad checksums): a plain copy
+        om.vnet_flags = V.F_DATA_VALID if (P[P_VERIFY] != 0 or (np.int64(hm.vnet_flags) & V.F_DATA_VALID)) else 0
         om.gso_type = 0
         om.hdr_len = 0
         om.gso_size = 0
@@ -931,7 +931,27 @@ def _run(buf, off, length, meta, ts, src0,
         st[ST_NLIVE] += 1
     if flush_all > 0:
         while st[ST_LRU_H] >= 0:
-            _flush(st[ST_LRU_H], FR_END, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
+            a = st[ST_LRU_H]
+            if agg[AG_COUNT, a] == 1 and P[P_SLOT] == 0:
+                # a frame held alone (many flows, one frame each in the burst): a plain
+                # verified copy, without the aggregate writer's calls
+                j = agg[AG_HEAD, a]
+                _emit_raw(sbuf, sw32, soff[j], slen[j], smeta, j, sx[1][j], sx[2][j], S.GRO_SINGLE,
+                          P[P_VERIFY] != 0, obuf, ow32, o2, ometa, st, C)
+                C[C_FLUSH + FR_END] += 1
+                _hdel(htab, agg, agg[AG_HPOS, a])
+                q = agg[AG_NEXT, a]
+                st[ST_LRU_H] = q
+                if q >= 0:
+                    agg[AG_PREV, q] = -1
+                else:
+                    st[ST_LRU_T] = -1
+                agg[AG_HEAD, a] = -1
+                afree[st[ST_AFREE]] = a
+                st[ST_AFREE] += 1
+                st[ST_NLIVE] -= 1
+                continue
+            _flush(a, FR_END, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
                    sx, obuf, ow32, o2, ometa, st, P, C)
     elif flush_all == 0 and timeout >= 0:
         while st[ST_LRU_H] >= 0 and now - agg[AG_TS, st[ST_LRU_H]] > timeout:
