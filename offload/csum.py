@@ -482,18 +482,25 @@ def _pseudo_acc(buf, w32, s, meta, i, fast):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _l4_sums(buf, w32, s, meta, i, kind, l4, ln, fast):
+    """(total, pseudo0): the folded sum of the L4 span plus its pseudo-header (none for
+    ICMP) with the checksum field as it is, and the folded pseudo-header sum with
+    upper-layer length 0 (addresses + protocol), from the same reads."""
+    l4abs = s + l4
+    acc = _acc(buf, w32, l4abs, ln, fast)
+    if kind == K_ICMP4:
+        return acc_to_sum(acc, l4abs), np.uint64(0)
+    pacc = _pseudo_acc(buf, w32, s, meta, i, fast)
+    p0 = fold16(acc_to_sum(pacc, l4abs) + np.uint64(meta[i].l4_proto))
+    total = fold16(acc_to_sum(acc, l4abs) + p0 + np.uint64(ln & 0xFFFF) + np.uint64((ln >> 16) & 0xFFFF))
+    return total, p0
+
+
+@njit(cache=True, nogil=True, inline="always")
 def l4_sum(buf, w32, s, meta, i, kind, l4, ln, fast=False):
     """Folded sum (not inverted) of the L4 span plus its pseudo-header (none for ICMP),
     as planned by :func:`l4_plan`; the checksum field is included as it is."""
-    l4abs = s + l4
-    acc = _acc(buf, w32, l4abs, ln, fast)
-    if kind != K_ICMP4:
-        acc += _pseudo_acc(buf, w32, s, meta, i, fast)
-    total = acc_to_sum(acc, l4abs)
-    if kind == K_ICMP4:
-        return total
-    proto = np.uint64(meta[i].l4_proto)
-    return fold16(total + proto + np.uint64(ln & 0xFFFF) + np.uint64((ln >> 16) & 0xFFFF))
+    return _l4_sums(buf, w32, s, meta, i, kind, l4, ln, fast)[0]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -512,13 +519,12 @@ def _same16(a, b):
     return a == b or (a == 0 and b == 0xFFFF) or (a == 0xFFFF and b == 0)
 
 
-@njit(cache=True, nogil=True)
-def _is_partial(buf, w32, s, meta, i, ln, found):
+@njit(cache=True, nogil=True, inline="always")
+def _is_partial(found, p0, ln):
     """CHECKSUM_PARTIAL capture: the field holds the folded pseudo-header sum (Linux:
-    with the L4 length; DPDK TSO: with length 0) or its inverse. Not inlined: only
-    frames already found bad get here."""
-    p = pseudo_sum(buf, w32, s, meta, i, ln)
-    p0 = pseudo_sum(buf, w32, s, meta, i, 0)
+    with the L4 length; DPDK TSO: with length 0) or its inverse. ``p0``: the pseudo
+    sum with length 0. Arithmetic only: a call here cost every frame ~5 ns."""
+    p = fold16(p0 + np.uint64(ln & 0xFFFF) + np.uint64((ln >> 16) & 0xFFFF))
     return (_same16(found, p) or _same16(found, np.uint64(0xFFFF) ^ p)
             or _same16(found, p0) or _same16(found, np.uint64(0xFFFF) ^ p0))
 
@@ -568,7 +574,7 @@ def verify_one(buf, w32, s, n, meta, i, detail, fast):
         if kind == K_UDP and found == 0 and np.int64(meta[i].l3_proto) == 0x0800:
             code = S.CSUM_NONE
         else:
-            tot = l4_sum(buf, w32, s, meta, i, kind, l4, ln, fast)
+            tot, p0 = _l4_sums(buf, w32, s, meta, i, kind, l4, ln, fast)
             want = np.uint64(0xFFFF) ^ csum_sub(tot, found)
             if kind == K_UDP and want == 0:
                 want = np.uint64(0xFFFF)
@@ -579,7 +585,7 @@ def verify_one(buf, w32, s, n, meta, i, detail, fast):
                 code = S.OK
             else:
                 code = S.CSUM_BAD_L4
-                if (kind == K_TCP or kind == K_UDP) and _is_partial(buf, w32, s, meta, i, ln, found):
+                if (kind == K_TCP or kind == K_UDP) and _is_partial(found, p0, ln):
                     code = S.CSUM_PARTIAL
     detail[i, D_IP] = ip
     detail[i, D_L4] = code
