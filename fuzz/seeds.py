@@ -138,7 +138,7 @@ def gro_trains(n_trains: int = 200):
                 IP(src="10.0.0.1", dst="10.1.%d.%d" % (t >> 8, t & 255), id=(ipid + i) & 0xFFFF, flags="DF")
             l4 = UDP(sport=1000 + t, dport=2000) if udp else \
                 TCP(sport=1000 + t, dport=80, seq=(seq + i * mss) & 0xFFFFFFFF, ack=5, flags="A", options=opts)
-            frames.append(raw(Ether() / l3 / l4 / Raw(pay)))
+            frames.append(raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / l3 / l4 / Raw(pay)))
             train.append(t)
     buf, off, ln, _ = _pack(frames, [1] * len(frames))
     os.makedirs(CACHE, exist_ok=True)
@@ -187,6 +187,23 @@ def capture_files(max_size: int = 65536, corpus_files: bool = True):
                     with open(full, "rb") as fh:
                         files.append(fh.read())
     r = _pack(files, [0] * len(files))
+    os.makedirs(CACHE, exist_ok=True)
+    np.savez(path, buf=r[0], off=r[1], len=r[2], link=r[3])
+    return r
+
+
+def gso_supers(n: int = 300):
+    """Super-packets (Ethernet, VLANs, IPv4 options, IPv6 extension chains, TCP options;
+    TCP and UDP) of 0-20000 payload bytes, for the GSO campaign."""
+    path = os.path.join(CACHE, f"supers-{n}.npz")
+    if os.path.exists(path):
+        z = np.load(path)
+        return z["buf"], z["off"], z["len"], z["link"]
+    import strategies as FS
+    from offload.batch import LINK_ETHERNET
+    bs = _draw(FS.frames(links=(LINK_ETHERNET,), l4=("tcp", "udp"), frag=False, max_payload=20000,
+                         jumbo=False, pad=False), n)
+    r = _pack([b.frame for b in bs], [b.link for b in bs])
     os.makedirs(CACHE, exist_ok=True)
     np.savez(path, buf=r[0], off=r[1], len=r[2], link=r[3])
     return r

@@ -120,7 +120,7 @@ def test_truncated_jumbogram_inside_a_later_extension_header_is_trunc_ext():
     pkt = IPv6(plen=0, nh=0) / IPv6ExtHdrHopByHop(nh=60, options=[Jumbo(jumboplen=0)]) \
         / IPv6ExtHdrDestOpt(nh=6, options=[]) / TCP() / Raw(pay)
     pkt[Jumbo].jumboplen = len(raw(pkt)) - 40
-    f = raw(Ether() / pkt)
+    f = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / pkt)
     assert parse(f)["status"] == S.OK
     cut = 14 + 40 + 8 + 4          # inside the destination-options header
     assert parse(f[:cut])["status"] == S.TRUNC_EXT
@@ -130,7 +130,7 @@ def test_ipv6_non_first_fragment_data_is_not_walked_as_headers():
     """Regression (ipv6_nonfirst_fragment_walked_as_headers): bytes after the fragment
     header of a non-first fragment are fragment data, not extension headers."""
     data = bytes([43, 0, 0, 8, 0, 0, 0, 0]) * 4   # looks like a routing header chain
-    f = raw(Ether() / IPv6(nh=44) / IPv6ExtHdrFragment(nh=43, offset=100, m=1) / Raw(data))
+    f = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6(nh=44) / IPv6ExtHdrFragment(nh=43, offset=100, m=1) / Raw(data))
     m = parse(f)
     assert m["status"] == S.OK
     assert int(m["ext_len"]) == 8 and int(m["l4_proto"]) == 43
@@ -226,7 +226,7 @@ def test_ip_version_nibble_that_contradicts_the_link_is_bad_ip_version(b, ver):
 def _v6_with_chain(hdrs: bytes, first_nh: int, tail=b"", link_eth=True):
     base = raw(IPv6(nh=first_nh, plen=len(hdrs) + len(tail)))
     f = base + hdrs + tail
-    return (raw(Ether(type=0x86DD)) + f) if link_eth else f
+    return (raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x86DD)) + f) if link_eth else f
 
 
 def test_extension_chain_at_the_cap_parses_and_one_more_is_ext_chain():
@@ -256,7 +256,7 @@ def test_extension_header_length_vs_packet(hlen, plen_extra, want):
 
 def test_extension_header_longer_than_the_frame_but_inside_the_declared_packet_is_trunc_ext():
     hdrs = bytes([59, 255, 1, 4, 0, 0, 0, 0])
-    f = raw(Ether(type=0x86DD)) + raw(IPv6(nh=60, plen=2048)) + hdrs
+    f = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x86DD)) + raw(IPv6(nh=60, plen=2048)) + hdrs
     assert parse(f)["status"] == S.TRUNC_EXT
 
 
@@ -282,7 +282,7 @@ def test_hop_by_hop_option_length_255_is_bad_option():
 # ---------------------------------------------------------------- length 0 (BIG TCP, jumbo)
 def test_ipv4_total_length_0_on_a_frame_longer_than_64k_is_big_tcp():
     pay = bytes(range(256)) * 300          # 76800 bytes
-    f = bytearray(raw(Ether() / IP(flags="DF") / TCP(flags="A") / Raw(pay[:100])))
+    f = bytearray(raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(flags="DF") / TCP(flags="A") / Raw(pay[:100])))
     f = bytes(f[:14 + 40]) + pay
     f = _mod(f, 14 + 2, "!H", 0)
     m = parse(f)
@@ -295,7 +295,7 @@ def test_ipv6_payload_length_0_with_jumbo_option():
     pay = b"q" * 70000
     pkt = IPv6(plen=0) / IPv6ExtHdrHopByHop(options=[Jumbo(jumboplen=0)]) / TCP() / Raw(pay)
     pkt[Jumbo].jumboplen = len(raw(pkt)) - 40
-    f = raw(Ether() / pkt)
+    f = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / pkt)
     m = parse(f)
     assert m["status"] == S.OK
     assert m["pflags"] & S.PF_JUMBO and not m["pflags"] & S.PF_LEN0
@@ -311,18 +311,18 @@ def test_ipv6_payload_length_0_with_jumbo_option():
 
 def test_ipv6_payload_length_0_without_jumbo():
     pay = b"w" * 70000
-    f = raw(Ether() / IPv6(plen=0) / TCP() / Raw(b"")) + pay
+    f = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6(plen=0) / TCP() / Raw(b"")) + pay
     m = parse(f)
     assert m["status"] == S.OK and m["pflags"] & S.PF_LEN0
     assert int(m["l3_end"]) == len(f) and int(m["pay_len"]) == len(pay)
     # a genuinely empty IPv6 packet ("no next header") keeps length 0
-    e = raw(Ether() / IPv6(plen=0, nh=59))
+    e = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6(plen=0, nh=59))
     m = parse(e)
     assert m["status"] == S.OK and not m["pflags"] & S.PF_LEN0 and int(m["l3_end"]) == len(e)
     # UDP length 0 in a BIG frame is the jumbogram convention; in a small one it lies
-    big = raw(Ether() / IPv6(plen=0) / UDP(len=0)) + pay
+    big = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6(plen=0) / UDP(len=0)) + pay
     assert parse(big)["status"] == S.OK
-    assert parse(raw(Ether() / IPv6(plen=0) / UDP(len=0)) + b"x" * 100)["status"] == S.BAD_L4_LEN
+    assert parse(raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6(plen=0) / UDP(len=0)) + b"x" * 100)["status"] == S.BAD_L4_LEN
 
 
 def test_raw_link_types_and_unknown_link():

@@ -23,9 +23,9 @@ from offload.parse import parse_batch
 
 HYP = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 
-TCP4 = raw(Ether() / IP() / TCP() / Raw(b"x" * 3000))        # l4 at 34, 3054 bytes
-TCP6 = raw(Ether() / IPv6() / TCP() / Raw(b"x" * 3000))      # l4 at 54
-UDP4 = raw(Ether() / IP() / UDP() / Raw(b"x" * 3000))
+TCP4 = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / TCP() / Raw(b"x" * 3000))        # l4 at 34, 3054 bytes
+TCP6 = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6() / TCP() / Raw(b"x" * 3000))      # l4 at 54
+UDP4 = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / UDP() / Raw(b"x" * 3000))
 
 
 def verdict(frame: bytes, hdr) -> int:
@@ -67,8 +67,8 @@ def verdict(frame: bytes, hdr) -> int:
     (TCP4, (0, 5, 0, 1400, 0, 0), S.VNET_PROTO_MISMATCH),
     (TCP6, (0, 1, 0, 1448, 0, 0), S.OK),                        # L3 not checked on AF_PACKET
     (TCP4[:40], (0, 1, 0, 1448, 0, 0), S.VNET_PROTO_MISMATCH),  # TCP header cut
-    (raw(Ether() / Dot1Q() / IP() / TCP()), (0, 1, 0, 1448, 0, 0), S.VNET_PROTO_MISMATCH),  # tagged
-    (raw(Ether() / Dot1Q() / IP() / TCP()), (1, 1, 0, 1448, 38, 16), S.OK),
+    (raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1Q() / IP() / TCP()), (0, 1, 0, 1448, 0, 0), S.VNET_PROTO_MISMATCH),  # tagged
+    (raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1Q() / IP() / TCP()), (1, 1, 0, 1448, 38, 16), S.OK),
     # 5. type specifics
     (UDP4, (0, 5, 0, 1400, 0, 0), S.VNET_USO_NO_CSUM),
     (UDP4, (1, 5, 0, 1400, 34, 16), S.VNET_BAD_CSUM_OFFSET),
@@ -242,11 +242,11 @@ def test_kernel_refuses_exactly_what_the_validator_refuses(kernel_sender, case):
 @pytest.mark.kernel
 def test_kernel_agrees_on_each_rule_example(kernel_sender):
     """The rule examples above, sent through the kernel (frames of at most one MTU)."""
-    small4 = raw(Ether() / IP() / TCP() / Raw(b"x" * 1400))
-    small6 = raw(Ether() / IPv6() / TCP() / Raw(b"x" * 1400))
-    smallu = raw(Ether() / IP() / UDP() / Raw(b"x" * 1400))
-    vlan = raw(Ether() / Dot1Q(vlan=5) / IP() / TCP() / Raw(b"x" * 1400))
-    frag6 = raw(Ether() / IPv6() / IPv6ExtHdrFragment(nh=6, offset=0, m=1) / TCP() / Raw(b"y" * 800))
+    small4 = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / TCP() / Raw(b"x" * 1400))
+    small6 = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6() / TCP() / Raw(b"x" * 1400))
+    smallu = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / UDP() / Raw(b"x" * 1400))
+    vlan = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1Q(vlan=5) / IP() / TCP() / Raw(b"x" * 1400))
+    frag6 = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6() / IPv6ExtHdrFragment(nh=6, offset=0, m=1) / TCP() / Raw(b"y" * 800))
     cases = [
         (small4, (1, 1, 54, 1448, 34, 16)), (small4, (1, 1, 0, 0xFFFF, 34, 16)),
         (small4, (1, 1, 0, 0, 34, 16)), (small4, (1, 0x80, 0, 100, 34, 16)),
