@@ -197,13 +197,130 @@ def target_pcap(_seed_set, count, rng_seed, stats):
     return v, None
 
 
+# ----------------------------------------------------------------------------- gso / gro
+_ENGINE_SEEDS = {}
+
+
+def _cases_for(name, count, rng_seed):
+    """``count`` frames: half clean seeds, half mutants of them (with the seed's index)."""
+    if name not in _ENGINE_SEEDS:
+        _ENGINE_SEEDS[name] = seeds.gso_supers() if name == "gso" else seeds.gro_trains()
+    return _ENGINE_SEEDS[name]
+
+
+def target_gso(_seed_set, count, rng_seed, stats):
+    from fuzz import engine_check
+    sup = _cases_for("gso", count, rng_seed)
+    sbuf, soff, slen, slk = sup
+    rng = np.random.default_rng(rng_seed)
+    buf, off, ln, _lk = mutants(sup, count, rng_seed, hot=128)
+    frames = []
+    for i in range(count):
+        if rng.random() < 0.5:
+            j = int(rng.integers(0, len(soff)))
+            frames.append(sbuf[soff[j]:soff[j] + slen[j]].tobytes())
+        else:
+            frames.append(buf[off[i]:off[i] + ln[i]].tobytes())
+    v = []
+    for a in range(0, count, 64):
+        part = frames[a:a + 64]
+        b = PacketBatch.from_frames(part)
+        parse_frames(b.buf, b.off, b.len, b.meta)
+        m = b.meta
+        tcp = m["l4_proto"] == 6
+        v6 = m["l3_proto"] == 0x86DD
+        k = len(part)
+        gt = np.where(tcp, np.where(v6, 4, 1), 5)
+        hdr = {"vnet_flags": np.ones(k, np.int64), "gso_type": gt,
+               "gso_size": rng.choice([1, 8, 100, 536, 1448, 1500, 9000], k),
+               "csum_start": np.where(m["l4_off"] >= 0, m["l4_off"], 34), "csum_offset": np.where(tcp, 16, 6),
+               "hdr_len": np.zeros(k, np.int64)}
+        wild = rng.random(k) < 0.15
+        for f, tab in _HV.items():
+            f2 = "vnet_flags" if f == "flags" else f
+            hdr[f2] = np.where(wild, tab[rng.integers(0, tab.size, k)], hdr[f2])
+        for f, val in hdr.items():
+            b.meta[f] = val
+        how = rng.integers(0, 3)
+        kw = {"csum": ("full", "partial")[int(rng.integers(0, 2))]}
+        if how == 1:
+            kw["mss"] = int(rng.choice([1, 7, 100, 536, 1448, 9000]))
+        elif how == 2:
+            kw["mtu"] = int(rng.choice([68, 576, 1280, 1500, 9000]))
+        try:
+            vi = engine_check.gso_violations(b, **kw)
+        except Exception as ex:
+            vi = [f"exception {type(ex).__name__}: {ex}"]
+        stats.update(S.NAMES.get(int(x), str(int(x))) for x in b.meta["status"])
+        if vi:
+            for i, f in enumerate(part):
+                save_case("gso", f"{rng_seed}-{a + i}", f, f"{kw} {vi}")
+            v.append(f"{kw}: {vi[:3]} (burst saved as fuzz/crashes/gso-{rng_seed}-{a}..)")
+            return v, None
+    return v, None
+
+
+def target_gro(_seed_set, count, rng_seed, stats):
+    from fuzz import engine_check
+    tr = _cases_for("gro", count, rng_seed)
+    tbuf, toff, tlen, train = tr
+    starts = np.flatnonzero(np.r_[True, train[1:] != train[:-1]])
+    ends = np.r_[starts[1:], len(train)]
+    rng = np.random.default_rng(rng_seed)
+    done = 0
+    v = []
+    while done < count:
+        picks = rng.integers(0, len(starts), int(rng.integers(1, 4)))
+        queues = [list(range(starts[p], ends[p])) for p in picks]
+        order = []
+        while any(queues):
+            q = [x for x in queues if x][int(rng.integers(0, sum(1 for x in queues if x)))]
+            order.append(q.pop(0))
+        frames = []
+        for j in order:
+            f = bytearray(tbuf[toff[j]:toff[j] + tlen[j]].tobytes())
+            r = rng.random()
+            if r < 0.04 and len(f) > 1:
+                f = f[:int(rng.integers(0, len(f)))]
+            elif r < 0.10 and len(f):
+                p = int(rng.integers(0, min(len(f), 80)))
+                f[p] = int(rng.choice([0, 1, 0x40, 0x45, 0x60, 0x7F, 0x80, 0xFF])) if r < 0.07 else f[p] ^ 0x10
+            frames.append(bytes(f))
+        cuts = sorted(set(rng.integers(0, len(frames) + 1, int(rng.integers(0, 3))).tolist()))
+        bursts, last = [], 0
+        for c in cuts + [len(frames)]:
+            if c > last:
+                bursts.append(PacketBatch.from_frames(frames[last:c]))
+                last = c
+        streaming = bool(rng.random() < 0.4)
+        kw = {"csum": ("partial", "full")[int(rng.integers(0, 2))]}
+        if streaming:
+            kw.update(max_flows=int(rng.integers(1, 5)), max_held=int(rng.integers(4, 40)))
+        else:
+            kw["max_size"] = int(rng.choice([65536, 100000, 3000]))
+        try:
+            vi = engine_check.gro_violations(bursts, streaming=streaming, **dict(kw))
+        except Exception as ex:
+            vi = [f"exception {type(ex).__name__}: {ex}"]
+        for b in bursts:
+            stats.update(S.NAMES.get(int(x), str(int(x))) for x in b.meta["status"])
+        if vi:
+            for i, f in enumerate(frames):
+                save_case("gro", f"{rng_seed}-{done}-{i}", f, f"streaming={streaming} {kw} bursts={[len(b) for b in bursts]} {vi}")
+            v.append(f"streaming={streaming} {kw}: {vi[:3]} (frames saved as fuzz/crashes/gro-{rng_seed}-{done}-*)")
+            return v, None
+        done += len(frames)
+    return v, None
+
+
 def _only_crash(pcap_check, mut, out):
     _b, e = pcap_check.read_frames(mut, max_frame=pcap_check.MAX_FRAME)
     out.append(e)
     return []
 
 
-TARGETS = {"parse": target_parse, "vnet": target_vnet, "pcap": target_pcap}
+TARGETS = {"parse": target_parse, "vnet": target_vnet, "pcap": target_pcap, "gso": target_gso,
+           "gro": target_gro}
 
 
 def run(target, cases, batch, rng_seed, seed_set, quiet=False):
@@ -213,7 +330,7 @@ def run(target, cases, batch, rng_seed, seed_set, quiet=False):
     t0 = time.perf_counter()
     k = 0
     while done < cases:
-        c = min(batch if target != "pcap" else min(batch, 1024), cases - done)
+        c = min(batch if target not in ("pcap", "gso", "gro") else min(batch, 1024), cases - done)
         try:
             v, ctx = fn(seed_set, c, rng_seed + k, stats)
         except Exception as e:  # an exception escaping is a finding: bisect to one case
