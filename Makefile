@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 BOUNDS_ENV := NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/.numba-cache-boundscheck
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast sysdeps venv bench bench-peers bench-sysdeps bench-pcap fuzz fuzz-long corpus clean
+.PHONY: fuzz-atheris demo test test-fast sysdeps venv bench bench-peers bench-sysdeps bench-pcap fuzz fuzz-long corpus clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -102,3 +102,10 @@ fuzz: $(STAMP)
 
 fuzz-long: $(STAMP)
 	$(BOUNDS_ENV) $(BIN)/python fuzz/campaign.py --cases $(FUZZ_LONG_CASES)
+
+# Coverage-guided runs with atheris (the Python layers are instrumented; Numba kernels are opaque).
+ATHERIS_RUNS ?= 1000000
+fuzz-atheris: $(STAMP)
+	$(BIN)/pip install -q -e '.[fuzz]'
+	$(BOUNDS_ENV) $(BIN)/python fuzz/atheris_pcap.py -atheris_runs=$(ATHERIS_RUNS) -max_len=65536
+	$(BOUNDS_ENV) $(BIN)/python fuzz/atheris_parse.py -atheris_runs=$(ATHERIS_RUNS)
