@@ -1078,6 +1078,11 @@ class GroResult:
     arena: OutputArena
     counters: dict
 
+    @property
+    def out(self) -> PacketBatch:
+        """The output frames: the same as ``batch``, under the name GSO's result uses."""
+        return self.batch
+
 
 class Coalescer:
     """A reusable burst coalescer: the tables and the output arena are allocated once (and
