@@ -66,9 +66,8 @@ def _be32(buf, i):
             | (np.int64(buf[i + 2]) << 8) | np.int64(buf[i + 3]))
 
 
-@njit(cache=True, nogil=True)
-def _reset(meta, i):
-    m = meta[i]
+@njit(cache=True, nogil=True, inline="always")
+def _reset(m):
     m.vlan_count = 0
     m.l3_proto = 0
     m.l3_hdr_len = 0
@@ -84,8 +83,8 @@ def _reset(meta, i):
     m.dst_off = -1
 
 
-@njit(cache=True, nogil=True)
-def _parse_l2(buf, s, n, link, meta, i):
+@njit(cache=True, nogil=True, inline="always")
+def _parse_l2(buf, s, n, link, m):
     """Returns (status, l3_off relative to s, ethertype)."""
     if link == LINK_ETHERNET:
         if n < 14:
@@ -96,15 +95,15 @@ def _parse_l2(buf, s, n, link, meta, i):
         nv = 0
         while et == ETH_P_8021Q or et == ETH_P_8021AD or et == ETH_P_QINQ_OLD:
             if nv >= _MAX_VLANS:
-                meta[i].vlan_count = nv
+                m.vlan_count = nv
                 return S.TOO_MANY_VLANS, -1, 0
             if p + 4 > n:
-                meta[i].vlan_count = nv
+                m.vlan_count = nv
                 return S.TRUNC_L2, -1, 0
             et = _be16(buf, s + p + 2)
             p += 4
             nv += 1
-        meta[i].vlan_count = nv
+        m.vlan_count = nv
         return S.OK, p, et
     if link == LINK_LINUX_SLL or link == LINK_LINUX_SLL2:
         hl = 16 if link == LINK_LINUX_SLL else 20
@@ -115,15 +114,15 @@ def _parse_l2(buf, s, n, link, meta, i):
         nv = 0
         while et == ETH_P_8021Q or et == ETH_P_8021AD or et == ETH_P_QINQ_OLD:
             if nv >= _MAX_VLANS:
-                meta[i].vlan_count = nv
+                m.vlan_count = nv
                 return S.TOO_MANY_VLANS, -1, 0
             if p + 4 > n:
-                meta[i].vlan_count = nv
+                m.vlan_count = nv
                 return S.TRUNC_L2, -1, 0
             et = _be16(buf, s + p + 2)
             p += 4
             nv += 1
-        meta[i].vlan_count = nv
+        m.vlan_count = nv
         return S.OK, p, et
     if link == LINK_RAW or link == LINK_DLT_RAW_12 or link == LINK_DLT_RAW_14:
         if n < 1:
@@ -156,13 +155,12 @@ def _parse_l2(buf, s, n, link, meta, i):
     return S.UNKNOWN_LINK, -1, 0
 
 
-@njit(cache=True, nogil=True)
-def _parse_l4(buf, s, n, proto, p, end, meta, i):
+@njit(cache=True, nogil=True, inline="always")
+def _parse_l4(buf, s, n, proto, p, end, m):
     """Parse the L4 header at frame offset p; `end` is the declared end of the IP packet.
 
     Returns the status. Writes l4_off, l4_proto, l4_hdr_len, pay_off, pay_len.
     """
-    m = meta[i]
     m.l4_off = p
     m.l4_proto = proto
     if proto == IPPROTO_TCP:
@@ -215,9 +213,8 @@ def _parse_l4(buf, s, n, proto, p, end, meta, i):
     return S.OK
 
 
-@njit(cache=True, nogil=True)
-def _parse_ipv4(buf, s, n, p, meta, i):
-    m = meta[i]
+@njit(cache=True, nogil=True, inline="always")
+def _parse_ipv4(buf, s, n, p, m):
     # the version nibble first: a short frame of the wrong version is the wrong version
     if p < n and (buf[s + p] >> 4) != 4:
         return S.BAD_IP_VERSION
@@ -260,14 +257,14 @@ def _parse_ipv4(buf, s, n, p, meta, i):
             m.pay_len = end - l4
             return S.TRUNC_PAYLOAD if end > n else S.OK
         m.pflags |= S.PF_FRAG_FIRST
-    st = _parse_l4(buf, s, n, proto, l4, end, meta, i)
+    st = _parse_l4(buf, s, n, proto, l4, end, m)
     if st == S.OK and end > n:
         return S.TRUNC_PAYLOAD
     return st
 
 
-@njit(cache=True, nogil=True)
-def _hbh_options(buf, s, n, p, hl, meta, i, hop_by_hop=True):
+@njit(cache=True, nogil=True, inline="always")
+def _hbh_options(buf, s, n, p, hl, hop_by_hop):
     """Walk the option TLVs of a hop-by-hop (or destination-options) header at
     [p+2, p+hl). Returns (status, jumbo_len or -1); the jumbo option counts only in
     hop-by-hop."""
@@ -292,9 +289,8 @@ def _hbh_options(buf, s, n, p, hl, meta, i, hop_by_hop=True):
     return S.OK, jumbo
 
 
-@njit(cache=True, nogil=True)
-def _parse_ipv6(buf, s, n, p, meta, i):
-    m = meta[i]
+@njit(cache=True, nogil=True, inline="always")
+def _parse_ipv6(buf, s, n, p, m):
     if p < n and (buf[s + p] >> 4) != 6:
         return S.BAD_IP_VERSION
     if p + 40 > n:
@@ -332,7 +328,7 @@ def _parse_ipv6(buf, s, n, p, meta, i):
         if q + hl > n:
             return S.TRUNC_EXT
         if nh == IPPROTO_HOPOPTS:
-            st, jumbo = _hbh_options(buf, s, n, q, hl, meta, i)
+            st, jumbo = _hbh_options(buf, s, n, q, hl, True)
             if st != S.OK:
                 return st
             if plen == 0 and jumbo > 0xFFFF:
@@ -341,7 +337,7 @@ def _parse_ipv6(buf, s, n, p, meta, i):
                 end = p + 40 + jumbo
         elif nh == IPPROTO_DSTOPTS:
             # malformed TLVs make Linux drop the packet (ip6_parse_tlv): say so here too
-            st, _unused = _hbh_options(buf, s, n, q, hl, meta, i, False)
+            st, _unused = _hbh_options(buf, s, n, q, hl, False)
             if st != S.OK:
                 return st
         elif nh == IPPROTO_ROUTING:
@@ -402,7 +398,7 @@ def _parse_ipv6(buf, s, n, p, meta, i):
             m.pay_len = end - q
             return S.TRUNC_PAYLOAD if end > n else S.OK
         m.pflags |= S.PF_FRAG_FIRST
-    st = _parse_l4(buf, s, n, nh, q, end, meta, i)
+    st = _parse_l4(buf, s, n, nh, q, end, m)
     if st == S.OK and end > n:
         return S.TRUNC_PAYLOAD
     return st
@@ -414,23 +410,24 @@ def parse_one(buf, s, n, meta, i):
 
     Returns and stores the status code.
     """
-    _reset(meta, i)
-    st, l3, et = _parse_l2(buf, s, n, np.int64(meta[i].link), meta, i)
+    m = meta[i]
+    _reset(m)
+    st, l3, et = _parse_l2(buf, s, n, np.int64(m.link), m)
     if st != S.OK:
         if st == S.NOT_IP and l3 >= 0:
-            meta[i].l3_off = l3
-        meta[i].status = st
+            m.l3_off = l3
+        m.status = st
         return st
-    meta[i].l3_off = l3
+    m.l3_off = l3
     if et == ETH_P_IP:
-        meta[i].l3_proto = ETH_P_IP
-        st = _parse_ipv4(buf, s, n, l3, meta, i)
+        m.l3_proto = ETH_P_IP
+        st = _parse_ipv4(buf, s, n, l3, m)
     elif et == ETH_P_IPV6:
-        meta[i].l3_proto = ETH_P_IPV6
-        st = _parse_ipv6(buf, s, n, l3, meta, i)
+        m.l3_proto = ETH_P_IPV6
+        st = _parse_ipv6(buf, s, n, l3, m)
     else:
         st = S.NOT_IP
-    meta[i].status = st
+    m.status = st
     return st
 
 
@@ -444,8 +441,9 @@ def parse_frames(buf, off, length, meta):
         s = off[i]
         n = length[i]
         if s < 0 or n < 0 or s + n > nbuf:
-            _reset(meta, i)
-            meta[i].status = S.TRUNC_L2
+            m = meta[i]
+            _reset(m)
+            m.status = S.TRUNC_L2
             continue
         if parse_one(buf, s, n, meta, i) == S.OK:
             good += 1
