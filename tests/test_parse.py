@@ -345,3 +345,75 @@ def test_mutated_frames_keep_the_parser_promises(mf):
     m = parse(mf.frame, mf.link)
     v = parsed_meta_violations(np.array([m]), np.array([len(mf.frame)]))
     assert not v, (mf.what, v)
+
+
+# ------------------------------------------- the fast path against the general path
+# parse_frames/parse_one try a straight-line path for plain Ethernet(+VLAN)/IPv4/IPv6
+# TCP/UDP frames first and fall back to the general parser for anything else. The fast
+# path must write exactly what the general one would, and refuse (write nothing) when it
+# cannot; these tests hold it to that on valid, rare and damaged frames.
+from numba import njit  # noqa: E402
+
+from offload.batch import new_meta  # noqa: E402
+from offload.parse import _parse_fast, _parse_general  # noqa: E402
+
+
+@njit(cache=True)
+def _general_only(buf, off, ln, meta):
+    for i in range(off.shape[0]):
+        _parse_general(buf, off[i], ln[i], meta[i])
+
+
+@njit(cache=True)
+def _fast_only(buf, off, ln, meta, took):
+    for i in range(off.shape[0]):
+        took[i] = _parse_fast(buf, off[i], ln[i], meta[i])
+
+
+def _both_paths(frames, links):
+    b = PacketBatch.from_frames(frames)
+    b.meta["link"] = links
+    parse_batch(b)
+    gen = new_meta(len(frames))
+    gen["link"] = links
+    _general_only(b.buf, b.off, b.len, gen)
+    fast = new_meta(len(frames))
+    fast["link"] = links
+    fast["status"] = 0xFFFF
+    took = np.zeros(len(frames), np.bool_)
+    _fast_only(b.buf, b.off, b.len, fast, took)
+    for k in range(len(frames)):
+        want = {f: int(gen[k][f]) for f in FIELDS + ("status",)}
+        got = {f: int(b.meta[k][f]) for f in FIELDS + ("status",)}
+        assert got == want, (k, got, want)
+        if took[k]:
+            assert want["status"] == S.OK
+            assert {f: int(fast[k][f]) for f in want} == want
+        else:
+            # refused: nothing written
+            assert int(fast[k]["status"]) == 0xFFFF and int(fast[k]["l3_off"]) == -1
+    return took
+
+
+def test_fast_path_takes_the_common_frames():
+    from scapy.all import Dot1Q
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    plain = [raw(e / IP(flags="DF") / TCP(options=[("NOP", None)] * 12) / Raw(b"x" * 100)),
+             raw(e / IPv6() / TCP()), raw(e / IP(options=b"\x01" * 4) / UDP() / Raw(b"y" * 30)),
+             raw(e / IPv6() / UDP()), raw(e / Dot1Q(vlan=5) / Dot1Q(vlan=6) / IP() / TCP() / Raw(b"z" * 5)),
+             raw(e / IP() / TCP() / Raw(b"q" * 3)) + b"\0" * 9]     # Ethernet padding after the packet
+    took = _both_paths(plain, [LINK_ETHERNET] * len(plain))
+    assert took.all()
+
+
+@HYP
+@given(st.lists(FS.frames(max_payload=300), min_size=1, max_size=8))
+def test_fast_path_writes_what_the_general_path_writes(bs):
+    _both_paths([b.frame for b in bs], [b.link for b in bs])
+
+
+@pytest.mark.hostile
+@HYP
+@given(st.lists(FS.mutated_frames(), min_size=1, max_size=8))
+def test_fast_path_on_damaged_frames_writes_what_the_general_path_writes(ms):
+    _both_paths([m.frame for m in ms], [m.link for m in ms])
