@@ -583,6 +583,6 @@ def parse_batch(batch: PacketBatch) -> int:
     each frame is read from ``meta['link']`` (set by the reader or by
     ``PacketBatch(..., link=...)``).
     """
-    if len(batch) == 0:
-        return 0
-    return int(parse_frames(batch.buf, batch.off, batch.len, batch.meta))
+    # no len() check or int(): an empty batch costs the kernel nothing, and these were
+    # ~1/3 of the Python cost of a 32-frame call
+    return parse_frames(batch.buf, batch.off, batch.len, batch.meta)
