@@ -411,6 +411,11 @@ def expected_layout(frame: bytes, link: int) -> dict:
                 elif isinstance(layer, IPv6ExtHdrSegmentRouting) and layer.segleft and layer.addresses:
                     dst_off = q + 8
                     routing = True
+                elif isinstance(layer, IPv6ExtHdrRouting) and layer.type == 4 and layer.segleft and hl >= 24:
+                    # an SRH re-dissected behind AH comes back as the generic routing class:
+                    # its segment list (final destination first) still starts 8 bytes in
+                    dst_off = q + 8
+                    routing = True
                 elif isinstance(layer, IPv6ExtHdrFragment):
                     isfrag = True
                     nonfirst = layer.offset != 0
