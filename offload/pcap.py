@@ -508,7 +508,10 @@ def _as_array(source):
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             return np.zeros(0, np.uint8), None, path
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        # Private copy-on-write mapping: frames stay zero-copy views of the page cache,
+        # yet in-place stages (checksum fill, partial completion) can write to them;
+        # a written page becomes private and the file itself is never modified.
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
     if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
         mm.madvise(mmap.MADV_SEQUENTIAL)
     return np.frombuffer(mm, np.uint8), mm, path
