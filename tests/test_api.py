@@ -54,7 +54,11 @@ def test_in_place_stages_work_on_a_mapped_capture_without_touching_the_file(tmp_
     for f in b.to_frames():
         p = Ether(f)
         for layer in ("TCP", "UDP"):
-            if p.haslayer(layer) and p.haslayer("IP"):
+            # scapy takes the pseudo-header length from the IPv4 length field, so it cannot
+            # judge the BIG TCP frame (total length 0); verify_batch is checked on it below
+            if p.haslayer(layer) and p.haslayer("IP") and p["IP"].len != 0:
                 q = Ether(f)
                 del q[layer].chksum
                 assert Ether(bytes(q))[layer].chksum == p[layer].chksum
+    from offload import verify_batch
+    assert len(verify_batch(b).bad()) == 0
