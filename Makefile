@@ -34,8 +34,8 @@ sysdeps:
 # The whole suite, then the hostile-input tests (fuzz, corpus) again with Numba's
 # bounds checks on, in their own cache.
 test: $(STAMP) sysdeps bench-peers
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
-	$(BOUNDS_ENV) $(BIN)/python -m pytest -q -m hostile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --durations=15 $(PYTEST_ARGS)
+	$(BOUNDS_ENV) $(BIN)/python -m pytest -q --durations=10 -m hostile $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -q -p no:cacheprovider bench --benchmark-disable
 
 # Quick loop for development: no slow or kernel tests.
