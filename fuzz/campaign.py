@@ -32,7 +32,7 @@ from invariants import parsed_meta_violations, vnet_verdict_violations  # noqa: 
 from offload import pcap  # noqa: E402
 from offload import status as S  # noqa: E402
 from offload import vnet as V  # noqa: E402
-from offload.batch import LINK_ETHERNET, PacketBatch, new_meta  # noqa: E402
+from offload.batch import PacketBatch, new_meta  # noqa: E402
 from offload.parse import parse_frames  # noqa: E402
 
 LINKS = np.array([0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 2, 9999], np.int64)

@@ -68,3 +68,13 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def require_netns():
+    """Skip a kernel test where namespaces/veth are unavailable; fail in CI (``CI`` set)."""
+    from offload import netns
+    ok, why = netns.available()
+    if not ok:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"kernel oracle required in CI: {why}")
+        pytest.skip(f"kernel oracle unavailable: {why}")

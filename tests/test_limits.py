@@ -9,7 +9,6 @@ import re
 import struct
 import tracemalloc
 
-import numpy as np
 import pytest
 
 from offload import PacketBatch, pcap, status as S

@@ -5,7 +5,6 @@ headers the kernel refuses with EINVAL are exactly the ones the validator refuse
 from __future__ import annotations
 
 import errno
-import os
 import socket
 
 import numpy as np
@@ -143,12 +142,8 @@ class _Sender:
 
 @pytest.fixture(scope="module")
 def kernel_sender():
-    from offload import netns
-    ok, why = netns.available()
-    if not ok:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"kernel oracle required in CI: {why}")
-        pytest.skip(f"kernel oracle unavailable: {why}")
+    from conftest import require_netns
+    require_netns()
     s = _Sender()
     yield s
     s.close()
