@@ -199,6 +199,7 @@ def target_pcap(_seed_set, count, rng_seed, stats):
 
 # ----------------------------------------------------------------------------- gso / gro
 _ENGINE_SEEDS = {}
+KNOWN_GRO_NO_ROOM = False    # --known-gro-no-room: count that reported bug apart and go on
 
 
 def _cases_for(name, count, rng_seed):
@@ -302,6 +303,10 @@ def target_gro(_seed_set, count, rng_seed, stats):
             vi = engine_check.gro_violations(bursts, streaming=streaming, **dict(kw))
         except Exception as ex:
             vi = [f"exception {type(ex).__name__}: {ex}"]
+        if vi and KNOWN_GRO_NO_ROOM and any((b.meta["status"] == S.GRO_NO_ROOM).any() for b in bursts):
+            # the known, reported bug (tests/test_fuzz_gso_gro.py::..._not_lost_no_room): count it apart
+            stats["KNOWN gro_no_room_frame_lost"] += 1
+            vi = []
         for b in bursts:
             stats.update(S.NAMES.get(int(x), str(int(x))) for x in b.meta["status"])
         if vi:
@@ -377,7 +382,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-corpus", action="store_true", help="only generated seeds")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--known-gro-no-room", action="store_true",
+                    help="count cases hitting the reported GRO_NO_ROOM frame loss apart instead of stopping")
     a = ap.parse_args(argv)
+    global KNOWN_GRO_NO_ROOM
+    KNOWN_GRO_NO_ROOM = a.known_gro_no_room
     sets = [seeds.generated()]
     if not a.no_corpus and os.path.isdir(seeds.CORPUS):
         sets.append(seeds.corpus())
