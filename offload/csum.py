@@ -301,6 +301,82 @@ def _load64_indexed(arr, idx):
 load64 = _load64_indexed if _nb_config.BOUNDSCHECK else _load64_raw
 
 
+@intrinsic
+def _store64_raw(typingctx, arr, idx, val):
+    sig = _nb_types.void(arr, idx, _nb_types.uint64)
+
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        p = builder.bitcast(builder.gep(a.data, [args[1]]), _llvm_ir.IntType(64).as_pointer())
+        builder.store(args[2], p, align=1)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store64_indexed(arr, idx, val):
+    for k in range(8):
+        arr[idx + k] = (val >> np.uint64(8 * k)) & np.uint64(0xFF)
+
+
+# store64(buf, i, w): write the uint64 w as the 8 bytes buf[i:i+8], little-endian, at any
+# alignment (one unaligned store). The caller guarantees i + 8 <= len(buf); bounds-checked
+# runs write through indexing instead.
+store64 = _store64_indexed if _nb_config.BOUNDSCHECK else _store64_raw
+
+
+@njit(cache=True, nogil=True, inline="always")
+def copy_words(src, s, dst, d, n):
+    """Copy ``src[s:s+n]`` to ``dst[d:d+n]`` (distinct buffers, or spans that do not
+    overlap) with unaligned 64-bit loads and stores, inlined: no slice (a slice costs two
+    atomic reference-count updates, ~10 ns) and no call, so a 66-byte header costs a few
+    ns where :func:`copy_bytes` costs ~40. Vectorised for long spans. Writes nothing
+    outside ``dst[d:d+n]`` (the last word overlaps the one before it)."""
+    if n < 8:
+        for k in range(n):
+            dst[d + k] = src[s + k]
+        return
+    for k in range(n >> 3):
+        store64(dst, d + 8 * k, load64(src, s + 8 * k))
+    if n & 7:
+        store64(dst, d + n - 8, load64(src, s + n - 8))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def copy_sum_words(src, s, dst, d, n):
+    """:func:`copy_sum` from unaligned 64-bit loads and stores, inlined: copy
+    ``src[s:s+n]`` to ``dst[d:d+n]`` (not overlapping) and return the sum of the bytes
+    relative to the span start (as :func:`sum_span`). Any alignment, no word views, no
+    slices, no read or write outside the two spans; each word is summed as its two
+    32-bit halves into 64-bit accumulators (LLVM vectorises the loop to AVX-512 here).
+    Measured in GSO's segment loop: ~45 ns per 1448 bytes where :func:`copy_sum64`'s
+    slices and guards cost ~70 (np.copyto of the same bytes: ~32)."""
+    if n < 8:
+        acc = np.uint64(0)
+        for k in range(n):
+            b = src[s + k]
+            dst[d + k] = b
+            acc += np.uint64(b) << np.uint64((k & 1) * 8)
+        return bswap16(fold16(acc))
+    lo = np.uint64(0)
+    hi = np.uint64(0)
+    for k in range(n >> 3):
+        w = load64(src, s + 8 * k)
+        store64(dst, d + 8 * k, w)
+        lo += w & _M32
+        hi += w >> np.uint64(32)
+    r = n & 7
+    if r:
+        # the last 8 bytes again: stored whole (same values), summed only for their
+        # last r bytes, which start at an even distance from s (8 * (n >> 3))
+        w = load64(src, s + n - 8)
+        store64(dst, d + n - 8, w)
+        w >>= np.uint64(64 - 8 * r)
+        lo += w & _M32
+        hi += w >> np.uint64(32)
+    return bswap16(fold16(lo + hi))
+
+
 @njit(cache=True, nogil=True, inline="always")
 def sum_short(buf, start, n):
     """:func:`sum_span` for short spans (headers: 20-60 bytes) at any alignment: 64-bit
