@@ -325,13 +325,105 @@ def _store64_indexed(arr, idx, val):
 store64 = _store64_indexed if _nb_config.BOUNDSCHECK else _store64_raw
 
 
+_P8 = _nb_types.CPointer(_nb_types.uint8)
+
+
+@intrinsic
+def _ptr(typingctx, arr):
+    """The data pointer of a uint8 array as a plain value: inlined helpers that take it
+    instead of the array bind no array variable, so Numba emits no reference-count
+    updates around their loops (atomic operations that wait for the store buffer to
+    drain: ~8 ns each after a 1.5 KB copy)."""
+    sig = _P8(arr)
+
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.bitcast(a.data, _llvm_ir.IntType(8).as_pointer())
+    return sig, codegen
+
+
+def _mk_ptr_load(bits):
+    @intrinsic
+    def ld(typingctx, p, idx):
+        sig = _nb_types.uint64(_P8, idx)
+
+        def codegen(context, builder, signature, args):
+            q = builder.bitcast(builder.gep(args[0], [args[1]]), _llvm_ir.IntType(bits).as_pointer())
+            v = builder.load(q, align=1)
+            return builder.zext(v, _llvm_ir.IntType(64)) if bits < 64 else v
+        return sig, codegen
+    return ld
+
+
+def _mk_ptr_store(bits):
+    @intrinsic
+    def st(typingctx, p, idx, val):
+        sig = _nb_types.void(_P8, idx, _nb_types.uint64)
+
+        def codegen(context, builder, signature, args):
+            q = builder.bitcast(builder.gep(args[0], [args[1]]), _llvm_ir.IntType(bits).as_pointer())
+            v = builder.trunc(args[2], _llvm_ir.IntType(bits)) if bits < 64 else args[2]
+            builder.store(v, q, align=1)
+            return context.get_dummy_value()
+        return sig, codegen
+    return st
+
+
+_pld8, _pld64, _pst8, _pst64 = _mk_ptr_load(8), _mk_ptr_load(64), _mk_ptr_store(8), _mk_ptr_store(64)
+
+
 @njit(cache=True, nogil=True, inline="always")
-def copy_words(src, s, dst, d, n):
-    """Copy ``src[s:s+n]`` to ``dst[d:d+n]`` (distinct buffers, or spans that do not
-    overlap) with unaligned 64-bit loads and stores, inlined: no slice (a slice costs two
-    atomic reference-count updates, ~10 ns) and no call, so a 66-byte header costs a few
-    ns where :func:`copy_bytes` costs ~40. Vectorised for long spans. Writes nothing
-    outside ``dst[d:d+n]`` (the last word overlaps the one before it)."""
+def _copy_words_p(ps, s, pd, d, n):
+    if n < 8:
+        for k in range(n):
+            _pst8(pd, d + k, _pld8(ps, s + k))
+        return
+    for k in range(n >> 3):
+        _pst64(pd, d + 8 * k, _pld64(ps, s + 8 * k))
+    if n & 7:
+        _pst64(pd, d + n - 8, _pld64(ps, s + n - 8))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_sum_words_p(ps, s, pd, d, n):
+    if n < 8:
+        acc = np.uint64(0)
+        for k in range(n):
+            b = _pld8(ps, s + k)
+            _pst8(pd, d + k, b)
+            acc += b << np.uint64((k & 1) * 8)
+        return bswap16(fold16(acc))
+    lo = np.uint64(0)
+    hi = np.uint64(0)
+    for k in range(n >> 3):
+        w = _pld64(ps, s + 8 * k)
+        _pst64(pd, d + 8 * k, w)
+        lo += w & _M32
+        hi += w >> np.uint64(32)
+    r = n & 7
+    if r:
+        # the last 8 bytes again: stored whole (same values), summed only for their
+        # last r bytes, which start at an even distance from s (8 * (n >> 3))
+        w = _pld64(ps, s + n - 8)
+        _pst64(pd, d + n - 8, w)
+        w >>= np.uint64(64 - 8 * r)
+        lo += w & _M32
+        hi += w >> np.uint64(32)
+    return bswap16(fold16(lo + hi))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_words_fast(src, s, dst, d, n):
+    _copy_words_p(_ptr(src), s, _ptr(dst), d, n)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_sum_words_fast(src, s, dst, d, n):
+    return _copy_sum_words_p(_ptr(src), s, _ptr(dst), d, n)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_words_checked(src, s, dst, d, n):
     if n < 8:
         for k in range(n):
             dst[d + k] = src[s + k]
@@ -343,14 +435,7 @@ def copy_words(src, s, dst, d, n):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def copy_sum_words(src, s, dst, d, n):
-    """:func:`copy_sum` from unaligned 64-bit loads and stores, inlined: copy
-    ``src[s:s+n]`` to ``dst[d:d+n]`` (not overlapping) and return the sum of the bytes
-    relative to the span start (as :func:`sum_span`). Any alignment, no word views, no
-    slices, no read or write outside the two spans; each word is summed as its two
-    32-bit halves into 64-bit accumulators (LLVM vectorises the loop to AVX-512 here).
-    Measured in GSO's segment loop: ~45 ns per 1448 bytes where :func:`copy_sum64`'s
-    slices and guards cost ~70 (np.copyto of the same bytes: ~32)."""
+def _copy_sum_words_checked(src, s, dst, d, n):
     if n < 8:
         acc = np.uint64(0)
         for k in range(n):
@@ -367,14 +452,30 @@ def copy_sum_words(src, s, dst, d, n):
         hi += w >> np.uint64(32)
     r = n & 7
     if r:
-        # the last 8 bytes again: stored whole (same values), summed only for their
-        # last r bytes, which start at an even distance from s (8 * (n >> 3))
         w = load64(src, s + n - 8)
         store64(dst, d + n - 8, w)
         w >>= np.uint64(64 - 8 * r)
         lo += w & _M32
         hi += w >> np.uint64(32)
     return bswap16(fold16(lo + hi))
+
+
+# copy_words(src, s, dst, d, n): copy src[s:s+n] to dst[d:d+n] (uint8 arrays; distinct
+# buffers, or spans that do not overlap) with unaligned 64-bit loads and stores, inlined.
+# No slice and no call (each costs atomic reference-count updates), and the arrays are
+# read through their data pointers, so the caller's loop carries no reference counting
+# either: a 66-byte header costs a few ns where copy_bytes costs ~40. Vectorised for long
+# spans. Nothing outside dst[d:d+n] is written (the last word overlaps the one before it).
+# The caller guarantees both spans lie inside their arrays; bounds-checked runs
+# (NUMBA_BOUNDSCHECK=1) index the arrays instead, so every byte is checked.
+copy_words = _copy_words_checked if _nb_config.BOUNDSCHECK else _copy_words_fast
+
+# copy_sum_words(src, s, dst, d, n): copy_words fused with the checksum; returns the sum of
+# the bytes relative to the span start (as sum_span). Any alignment, no word views, nothing
+# read or written outside the two spans; each word is summed as its two 32-bit halves into
+# 64-bit accumulators (LLVM vectorises the loop to AVX-512 here). In GSO's segment loop:
+# ~38 ns per 1448 bytes, np.copyto of the same bytes ~32, copy_sum64 ~70.
+copy_sum_words = _copy_sum_words_checked if _nb_config.BOUNDSCHECK else _copy_sum_words_fast
 
 
 @njit(cache=True, nogil=True, inline="always")
