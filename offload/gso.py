@@ -56,7 +56,7 @@ TCP header bytes counted, so a frame whose payload fits one segment but whose pa
 Checksum modes (``csum``):
 
 * ``"full"``: every segment valid on the wire. The payload copy and its checksum
-  are one pass (:func:`offload.csum.copy_sum`); the segment's checksum is the
+  are one pass (:func:`offload.csum.copy_sum_words`); the segment's checksum is the
   pseudo-header sum + the header sum (computed once per super-packet, with the
   changing fields added per segment) + the payload sum. The input's L4 checksum
   field is never trusted (captured super-frames carry a partial sum). A TCP result
@@ -69,8 +69,9 @@ Checksum modes (``csum``):
 
 Output goes into an :class:`~offload.batch.OutputArena` sized from the input by a
 planning pass (no per-segment Python objects). Output frames are placed so each
-payload keeps its source's alignment mod 8, so copy-and-sum runs on whole 64-bit words
-(:func:`offload.csum.copy_sum64`).
+payload keeps its source's alignment mod 8 (the vectorised copy-and-sum,
+:func:`offload.csum.copy_sum_words`, then splits loads and stores across cache lines
+alike).
 Each input frame gets a status in ``meta['status']``: ``GSO_SEGMENTED``,
 ``GSO_FRAGMENTED``, ``GSO_PASS``, ``GSO_NOT_SUPPORTED`` (passed through), or a
 refusal (a parse code, a ``VNET_*`` code, ``GSO_BAD_INPUT``, ``GSO_TOO_MANY_SEGS``,
@@ -90,7 +91,7 @@ from numba import njit
 
 from . import status as S
 from .batch import OutputArena, PacketBatch
-from .csum import copy_bytes, copy_sum64, csum_add, csum_sub, pseudo_sum_v4, pseudo_sum_v6, sum_span
+from .csum import copy_sum_words, copy_words, csum_add, csum_sub, pseudo_sum_v4, pseudo_sum_v6, sum_span
 from .parse import parse_one
 from .vnet import (F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4,
                    UDP_MAX_SEGMENTS, validate_one)
@@ -411,8 +412,8 @@ def _place(cursor, src_abs, lead):
 
 
 @njit(cache=True, nogil=True)
-def _seg_tcp_udp(buf, w32, w64, s, meta, i, kind, mss, k_total, csum_mode, fixedid, accecn,
-                 obuf, ow32, ow64, cursor, ooff, olen, ometa, j):
+def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, accecn,
+                 obuf, ow32, cursor, ooff, olen, ometa, j):
     """Write the segments of super-packet ``i`` (TCP or USO) starting at output frame ``j``
     and byte offset ``cursor``. Returns the new cursor."""
     m = meta[i]
@@ -458,13 +459,13 @@ def _seg_tcp_udp(buf, w32, w64, s, meta, i, kind, mss, k_total, csum_mode, fixed
         seglen = mss if not last else plen - mss * (k_total - 1)
         src_pay = s + po + k * mss
         d = _place(cursor, src_pay, hdr_out)
-        copy_bytes(buf, s, obuf, d, head1)
+        copy_words(buf, s, obuf, d, head1)
         if jcut:
-            copy_bytes(buf, s + l3 + 48, obuf, d + l3 + 40, po - (l3 + 48))
+            copy_words(buf, s + l3 + 48, obuf, d + l3 + 40, po - (l3 + 48))
         if csum_mode == CSUM_FULL:
-            paysum = copy_sum64(buf, w64, src_pay, obuf, ow64, d + hdr_out, seglen)
+            paysum = copy_sum_words(buf, src_pay, obuf, d + hdr_out, seglen)
         else:
-            copy_bytes(buf, src_pay, obuf, d + hdr_out, seglen)
+            copy_words(buf, src_pay, obuf, d + hdr_out, seglen)
             paysum = np.uint64(0)
         l4len = thl + seglen
         # IP header
@@ -539,8 +540,8 @@ def _seg_tcp_udp(buf, w32, w64, s, meta, i, kind, mss, k_total, csum_mode, fixed
 
 
 @njit(cache=True, nogil=True)
-def _frag_udp(buf, w32, w64, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
-              obuf, ow32, ow64, cursor, ooff, olen, ometa, j):
+def _frag_udp(buf, w32, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
+              obuf, ow32, cursor, ooff, olen, ometa, j):
     """Write the IP fragments of UDP datagram ``i`` (UFO). Returns the new cursor."""
     m = meta[i]
     l3 = _i(m.l3_off)
@@ -564,12 +565,12 @@ def _frag_udp(buf, w32, w64, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
         chunk = fsz if not last else dlen - fsz * (k_total - 1)
         src = s + l4 + k * fsz
         d = _place(cursor, src, hdr_out)
-        copy_bytes(buf, s, obuf, d, l4)
+        copy_words(buf, s, obuf, d, l4)
         if csum_mode != CSUM_NONE:
-            part = copy_sum64(buf, w64, src, obuf, ow64, d + hdr_out, chunk)
+            part = copy_sum_words(buf, src, obuf, d + hdr_out, chunk)
             total = csum_add(total, part)       # chunk offsets are multiples of 8: no swap
         else:
-            copy_bytes(buf, src, obuf, d + hdr_out, chunk)
+            copy_words(buf, src, obuf, d + hdr_out, chunk)
         fo = (k * fsz) >> 3
         if v4:
             tot = ihl + chunk
@@ -626,8 +627,8 @@ def _frag_udp(buf, w32, w64, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
 
 
 @njit(cache=True, nogil=True)
-def _run(buf, w32, w64, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid, accecn,
-         frag_id_base, refused_pass, obuf, ow32, ow64, ooff, olen, ometa, ots, counters):
+def _run(buf, w32, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid, accecn,
+         frag_id_base, refused_pass, obuf, ow32, ooff, olen, ometa, ots, counters):
     """Write every planned output frame. Returns ``(frames written, bytes used)``."""
     cap = obuf.shape[0]
     maxf = ooff.shape[0]
@@ -654,20 +655,20 @@ def _run(buf, w32, w64, off, length, meta, its, act, segsz, nseg, csum_mode, fix
             continue
         start = cursor
         if a == _A_TCP or a == _A_USO:
-            cursor = _seg_tcp_udp(buf, w32, w64, s, meta, i, a, segsz[i], k, csum_mode, fixedid, accecn,
-                                  obuf, ow32, ow64, cursor, ooff, olen, ometa, j)
+            cursor = _seg_tcp_udp(buf, w32, s, meta, i, a, segsz[i], k, csum_mode, fixedid, accecn,
+                                  obuf, ow32, cursor, ooff, olen, ometa, j)
             counters[C_SUPER] += 1
             counters[C_SEGS] += k
             counters[C_PAYLOAD] += _i(m.pay_len)
         elif a == _A_UFO4 or a == _A_UFO6:
-            cursor = _frag_udp(buf, w32, w64, s, meta, i, a, segsz[i], k, csum_mode, frag_id_base + i,
-                               obuf, ow32, ow64, cursor, ooff, olen, ometa, j)
+            cursor = _frag_udp(buf, w32, s, meta, i, a, segsz[i], k, csum_mode, frag_id_base + i,
+                               obuf, ow32, cursor, ooff, olen, ometa, j)
             counters[C_SUPER] += 1
             counters[C_SEGS] += k
             counters[C_PAYLOAD] += _i(m.l3_end) - _i(m.l4_off)
         else:
             d = _place(cursor, s, 0)
-            copy_bytes(buf, s, obuf, d, n)
+            copy_words(buf, s, obuf, d, n)
             _copy_meta(meta, i, ometa, j)
             if a == _A_PASS_CSUM:
                 # skb_checksum_help: sum csum_start..end over the preloaded field, fold, invert
@@ -698,8 +699,8 @@ def _run(buf, w32, w64, off, length, meta, its, act, segsz, nseg, csum_mode, fix
 
 
 @njit(cache=True, nogil=True)
-def _plan_run(buf, w32, w64, off, length, meta, its, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, csum_mode,
-              max_udp_segs, refused_pass, fixedid, accecn, frag_id_base, obuf, ow32, ow64, ooff, olen, ometa, ots):
+def _plan_run(buf, w32, off, length, meta, its, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, csum_mode,
+              max_udp_segs, refused_pass, fixedid, accecn, frag_id_base, obuf, ow32, ooff, olen, ometa, ots):
     """Plan and write in one call (one dispatch per burst) when the caller brings the arena."""
     n = off.shape[0]
     act = np.empty(n, np.int8)
@@ -708,17 +709,9 @@ def _plan_run(buf, w32, w64, off, length, meta, its, use_vnet, mss_arg, mtu_arg,
     counters = np.zeros(N_COUNTERS, np.int64)
     _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, csum_mode, max_udp_segs,
           refused_pass, act, segsz, nseg, counters)
-    nout, used = _run(buf, w32, w64, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid, accecn,
-                      frag_id_base, refused_pass, obuf, ow32, ow64, ooff, olen, ometa, ots, counters)
+    nout, used = _run(buf, w32, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid, accecn,
+                      frag_id_base, refused_pass, obuf, ow32, ooff, olen, ometa, ots, counters)
     return nout, used, act, counters
-
-
-def _w64(buf: np.ndarray) -> np.ndarray:
-    """``uint64`` words of ``buf`` from its first byte (x86 takes an unaligned base); the
-    kernels copy-and-sum on them. Empty when ``buf`` is not contiguous."""
-    if buf.size < 8 or not buf.flags.c_contiguous:
-        return np.empty(0, np.uint64)
-    return buf[: buf.size & ~7].view(np.uint64)
 
 
 class GsoResult:
@@ -781,9 +774,9 @@ def _gso(batch, use_vnet, mss, mtu, udp_mode, tcp_on, csum_mode, fixedid, accecn
         arena.reset()
         if n:
             nout, used, act, counters = _plan_run(
-                batch.buf, batch.w32, _w64(batch.buf), batch.off, batch.len, batch.meta, its, *args,
+                batch.buf, batch.w32, batch.off, batch.len, batch.meta, its, *args,
                 bool(fixedid), bool(accecn), int(ipv6_frag_id),
-                arena.buf, arena.w32, _w64(arena.buf), arena.off, arena.len, arena.meta, arena.ts)
+                arena.buf, arena.w32, arena.off, arena.len, arena.meta, arena.ts)
         else:
             nout, used, act, counters = 0, 0, np.zeros(0, np.int8), np.zeros(N_COUNTERS, np.int64)
     else:
@@ -796,9 +789,9 @@ def _gso(batch, use_vnet, mss, mtu, udp_mode, tcp_on, csum_mode, fixedid, accecn
         arena = OutputArena(int(need_bytes) + 64, max(int(need_frames), 1))
         nout, used = 0, 0
         if n:
-            nout, used = _run(batch.buf, batch.w32, _w64(batch.buf), batch.off, batch.len, batch.meta, its, act,
+            nout, used = _run(batch.buf, batch.w32, batch.off, batch.len, batch.meta, its, act,
                               segsz, nseg, csum_mode, bool(fixedid), bool(accecn), int(ipv6_frag_id), refused_pass,
-                              arena.buf, arena.w32, _w64(arena.buf), arena.off, arena.len, arena.meta, arena.ts,
+                              arena.buf, arena.w32, arena.off, arena.len, arena.meta, arena.ts,
                               counters)
     arena.commit(nout, used)
     return GsoResult(arena, batch.meta["status"], act, counters, batch.ts is not None)
