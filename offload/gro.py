@@ -582,9 +582,11 @@ def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
         gso = np.int64(hm.pay_len)
         first_len = np.int64(hm.pay_off) + gso
         o = start
+        relen = False       # True: the jumbo option was inserted, the layout changed
         if v4:
             iplen = n - l3
             _put16(obuf, o + l3 + 2, iplen if iplen <= 0xFFFF else 0)
+            relen = iplen > 0xFFFF
             obuf[o + l3 + 10] = 0
             obuf[o + l3 + 11] = 0
             c = 0xFFFF ^ np.int64(sum_short(obuf, o + l3, 20))
@@ -614,6 +616,7 @@ def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
                 n += 8
                 l4 += 8
                 first_len += 8
+                relen = True
         if proto == 6:
             obuf[o + l4 + 13] |= np.uint8(fl_or)
             ck = o + l4 + 16
@@ -654,8 +657,15 @@ def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
         _count(C, code)
         C[C_AGGS] += 1
         start = o
-        # the one parser fills in the new layout (lengths, jumbo option)
-        parse_one(obuf, start, n, ometa, k)
+        if not relen:
+            # lengths rewritten in place, nothing moved: the layout is the head's (which had
+            # no padding, options or jumbo) with the new lengths -- what the parser would
+            # find, without parsing each output again (~30 ns an aggregate)
+            om.l3_end = n
+            om.pay_len = n - np.int64(hm.pay_off)
+        else:
+            # the one parser fills in the new layout (BIG TCP: IPv4 length 0, IPv6 jumbo)
+            parse_one(obuf, start, n, ometa, k)
         om.status = code
     o2[0, k] = start
     o2[1, k] = n

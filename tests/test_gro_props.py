@@ -16,6 +16,7 @@ from gro_trains import tcp_train, udp_train
 from offload import gro, gso
 from offload import status as S
 from offload.batch import PacketBatch
+from offload.parse import parse_frames
 
 # modest in the normal suite; `make gro-props-long` runs the long campaign
 EXAMPLES = int(os.environ.get("OFFLOAD_GRO_EXAMPLES", "40"))
@@ -29,6 +30,19 @@ def _sum16(data: bytes) -> int:
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return s
+
+
+_LAYOUT = ("vlan_count", "l3_proto", "l3_hdr_len", "ext_len", "l4_proto", "l4_hdr_len", "pflags",
+           "l3_off", "l3_end", "l4_off", "pay_off", "pay_len", "dst_off")
+
+
+def _assert_layout_as_parsed(out: PacketBatch) -> None:
+    """The layout GRO writes into each output's meta (without re-parsing aggregates) is what
+    the parser finds in the output bytes."""
+    fresh = PacketBatch.from_frames(out.to_frames())
+    parse_frames(fresh.buf, fresh.off, fresh.len, fresh.meta)
+    for f in _LAYOUT:
+        assert list(out.meta[f]) == list(fresh.meta[f]), f
 
 
 @st.composite
@@ -106,6 +120,7 @@ def test_coalesce_of_segment_is_identity(sp):
     r = gro.coalesce(xs, cwr="legacy" if kw["cwr"] else "6.18")
     assert len(r.batch) == 1, r.counters
     assert r.batch.to_frames()[0] == frame
+    _assert_layout_as_parsed(r.batch)
     assert _vnet(r.batch.meta[0]) == vh
     assert (r.batch.meta[0]["status"] == S.GRO_HEAD_FIXEDID) == (kw["fixedid"] and vh[1] & 0x7F == 1 and len(x) >= 2)
 
@@ -194,6 +209,7 @@ def test_payload_conserved_in_order_and_every_frame_accounted(x, csum):
     r = gro.coalesce(b, csum=csum)
     out = r.batch
     assert int(out.meta["seg"].sum()) == len(x)
+    _assert_layout_as_parsed(out)
     st_in = b.meta["status"]
     assert int((st_in == S.GRO_MERGED).sum()) + len(out) == len(x)
     assert all(192 <= int(c) < 256 for c in st_in)
