@@ -109,3 +109,16 @@ fuzz-atheris: $(STAMP)
 	$(BIN)/pip install -q -e '.[fuzz]'
 	$(BOUNDS_ENV) $(BIN)/python fuzz/atheris_pcap.py -atheris_runs=$(ATHERIS_RUNS) -max_len=65536
 	$(BOUNDS_ENV) $(BIN)/python fuzz/atheris_parse.py -atheris_runs=$(ATHERIS_RUNS)
+
+# Checksum engine (issue 3): the hypothesis properties (scapy and tshark oracles) with a
+# long budget, then the checksum benchmarks next to np.copyto.
+CSUM_EXAMPLES ?= 1000
+CSUM_TSHARK_EXAMPLES ?= 100
+.PHONY: csum-long bench-csum
+csum-long: $(STAMP)
+	CSUM_EXAMPLES=$(CSUM_EXAMPLES) CSUM_TSHARK_EXAMPLES=$(CSUM_TSHARK_EXAMPLES) \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_csum.py tests/test_checksum_cli.py $(PYTEST_ARGS)
+
+bench-csum: $(STAMP)
+	$(BIN)/python -m pytest bench/test_csum.py -p no:cacheprovider --benchmark-columns=min,median,ops \
+	  --benchmark-sort=name $(PYTEST_ARGS)
