@@ -93,7 +93,7 @@ bench-pcap: $(STAMP)
 
 # Hostile input (issue 8). `make fuzz`: every fuzz target with a bigger budget, bounds
 # checks on (a few minutes). `make fuzz-long`: the million-case campaign per target.
-FUZZ_EXAMPLES ?= 2000
+FUZZ_EXAMPLES ?= 1000
 FUZZ_CASES ?= 200000
 FUZZ_LONG_CASES ?= 1000000
 fuzz: $(STAMP)

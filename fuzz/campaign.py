@@ -303,7 +303,8 @@ def target_gro(_seed_set, count, rng_seed, stats):
             vi = engine_check.gro_violations(bursts, streaming=streaming, **dict(kw))
         except Exception as ex:
             vi = [f"exception {type(ex).__name__}: {ex}"]
-        if vi and KNOWN_GRO_NO_ROOM and any((b.meta["status"] == S.GRO_NO_ROOM).any() for b in bursts):
+        if vi and KNOWN_GRO_NO_ROOM and (any((b.meta["status"] == S.GRO_NO_ROOM).any() for b in bursts)
+                                         or any("GRO_NO_ROOM" in x for x in vi)):
             # the known, reported bug (tests/test_fuzz_gso_gro.py::..._not_lost_no_room): count it apart
             stats["KNOWN gro_no_room_frame_lost"] += 1
             vi = []

@@ -138,6 +138,8 @@ def gro_violations(bursts, streaming=False, **kw) -> list[str]:
                 v.append(f"outputs account for {segs} frames, {sum(len(b) for b in bursts)} went in")
             cnt_in = sum(len(b) for b in bursts)
             c = t.counters
+            if c["status"].get("GRO_NO_ROOM"):
+                v.append(f"{c['status']['GRO_NO_ROOM']} frames GRO_NO_ROOM (lost)")
             if c["frames_in"] != cnt_in:
                 v.append(f"counters say {c['frames_in']} frames in, {cnt_in} pushed")
         else:

@@ -24,7 +24,7 @@ from offload.parse import parse_batch, parse_frames
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from fuzz import campaign  # noqa: E402
 
-EXAMPLES = int(os.environ.get("OFFLOAD_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("OFFLOAD_FUZZ_EXAMPLES", "60"))
 CASES = int(os.environ.get("OFFLOAD_FUZZ_CASES", "20000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
