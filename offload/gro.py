@@ -74,7 +74,7 @@ from numba import njit
 from . import status as S
 from . import vnet as V
 from .batch import META_DTYPE, OutputArena, PacketBatch, new_meta
-from .csum import (copy_bytes, copy_sum64, csum_add, csum_add_at, load64,
+from .csum import (copy_sum_words, copy_words, csum_add, csum_add_at, load64,
                    pseudo_sum_v4, pseudo_sum_v6, sum_short)
 from .parse import parse_frames, parse_one
 
@@ -256,7 +256,7 @@ def _fast_match(buf, s, m, sbuf, hs, hm, cwr_ign):
 # per-frame classification
 # --------------------------------------------------------------------------------
 @njit(cache=True, nogil=True, inline="always")
-def _classify(buf, w32, s, meta, i, P):
+def _classify(buf, s, meta, i, P):
     """Returns (status, keyed): 0 when the frame may merge, else the GRO_* reason it passes
     alone; ``keyed`` says whether its flow key (addresses and ports) can be read."""
     m = meta[i]
@@ -496,7 +496,7 @@ def _out_slot(obuf, o2, st, need):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _emit_raw(sbuf, sw32, s, n, smeta, j, src, ts, code, verify, obuf, ow32, o2, ometa, st, C):
+def _emit_raw(sbuf, s, n, smeta, j, src, ts, code, verify, obuf, o2, ometa, st, C):
     """Copy frame j unchanged; ``verify``: check its L4 checksum on the way (DATA_VALID if good,
     GRO_BAD_CSUM if not). Returns the status written."""
     start = _out_slot(obuf, o2, st, n + 8)
@@ -511,9 +511,9 @@ def _emit_raw(sbuf, sw32, s, n, smeta, j, src, ts, code, verify, obuf, ow32, o2,
     if verify and (np.int64(m.vnet_flags) & V.F_DATA_VALID) == 0:
         l4 = np.int64(m.l4_off)
         end = np.int64(m.l3_end)
-        copy_bytes(sbuf, s, obuf, start, l4)
-        ssum = copy_sum64(sbuf, sw32, s + l4, obuf, ow32, start + l4, end - l4)
-        copy_bytes(sbuf, s + end, obuf, start + end, n - end)
+        copy_words(sbuf, s, obuf, start, l4)
+        ssum = copy_sum_words(sbuf, s + l4, obuf, start + l4, end - l4)
+        copy_words(sbuf, s + end, obuf, start + end, n - end)
         l3 = s + np.int64(m.l3_off)
         proto = np.int64(m.l4_proto)
         if np.int64(m.l3_proto) == 0x0800:
@@ -524,7 +524,7 @@ def _emit_raw(sbuf, sw32, s, n, smeta, j, src, ts, code, verify, obuf, ow32, o2,
         if not good:
             code = S.GRO_BAD_CSUM
     else:
-        copy_bytes(sbuf, s, obuf, start, n)
+        copy_words(sbuf, s, obuf, start, n)
         good = verify
     k = st[ST_OUT_N]
     o2[0, k] = start
@@ -551,7 +551,7 @@ def _emit_raw(sbuf, sw32, s, n, smeta, j, src, ts, code, verify, obuf, ow32, o2,
 
 @njit(cache=True, nogil=True)
 def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
-            obuf, ow32, o2, ometa, st, P, C):
+            obuf, o2, ometa, st, P, C):
     """Complete the output frame at ``start``: headers copied from head slot ``hd`` and
     ``pay`` payload bytes from ``cnt`` segments. ``tsum``: sum of the payload."""
     hm = smeta[hd]
@@ -676,7 +676,7 @@ def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
 
 
 @njit(cache=True, nogil=True)
-def _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa, st, P, C):
+def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
     """Write aggregate ``a``: walk its frames, copy payloads with their sums, verify each
     frame's checksum on the way; a bad one closes what came before and passes alone, the
     rest continue as a new aggregate (what Linux would have built)."""
@@ -708,14 +708,14 @@ def _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa,
                 j = nxt
                 continue
             start += _JUMBO_ROOM + (s & 7)
-            copy_bytes(sbuf, s, obuf, start, po)
+            copy_words(sbuf, s, obuf, start, po)
             hdr = po
             pay = 0
             cnt = 0
             fl_or = 0
             tsum = np.uint64(0)
             cur = j
-        psum = copy_sum64(sbuf, sw32, s + po, obuf, ow32, start + hdr + pay, pl)
+        psum = copy_sum_words(sbuf, s + po, obuf, start + hdr + pay, pl)
         good = True
         if verify and (np.int64(m.vnet_flags) & V.F_DATA_VALID) == 0:
             l3 = s + np.int64(m.l3_off)
@@ -731,9 +731,9 @@ def _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa,
         if not good:
             if cnt > 0:
                 _finish(sbuf, smeta, cur, start, hdr, pay, cnt, fl_or, idfix, tsum, ssrc[cur], sts[cur],
-                        obuf, ow32, o2, ometa, st, P, C)
-            _emit_raw(sbuf, sw32, s, slen[j], smeta, j, ssrc[j], sts[j], S.GRO_BAD_CSUM, False,
-                      obuf, ow32, o2, ometa, st, C)
+                        obuf, o2, ometa, st, P, C)
+            _emit_raw(sbuf, s, slen[j], smeta, j, ssrc[j], sts[j], S.GRO_BAD_CSUM, False,
+                      obuf, o2, ometa, st, C)
             cur = -1
             j = nxt
             continue
@@ -749,13 +749,13 @@ def _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa,
         j = nxt
     if cur >= 0 and cnt > 0:
         _finish(sbuf, smeta, cur, start, hdr, pay, cnt, fl_or, idfix, tsum, ssrc[cur], sts[cur],
-                obuf, ow32, o2, ometa, st, P, C)
+                obuf, o2, ometa, st, P, C)
 
 
 @njit(cache=True, nogil=True)
-def _flush(a, reason, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta, sx,
-           obuf, ow32, o2, ometa, st, P, C):
-    _write_agg(a, agg, sbuf, sw32, soff, slen, smeta, sx, obuf, ow32, o2, ometa, st, P, C)
+def _flush(a, reason, agg, htab, afree, sfree, sbuf, soff, slen, smeta, sx,
+           obuf, o2, ometa, st, P, C):
+    _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C)
     C[C_FLUSH + reason] += 1
     if P[P_SLOT] > 0:
         snext = sx[0]
@@ -797,10 +797,6 @@ def _run(buf, off, length, meta, ts, src0,
     ``sbuf``; a separate argument so a read-only input, an mmapped capture, can be the
     store in burst mode). ``flush_all``: 1 flush everything at
     the end; 0 flush by timeout (``now``, ns); -1 flush nothing."""
-    # 64-bit word views for copy_sum64 (word k = bytes 8k..8k+7 of the array)
-    w32 = buf[:(buf.shape[0] >> 3) << 3].view(np.uint64)
-    sw32 = sbuf[:(sbuf.shape[0] >> 3) << 3].view(np.uint64)
-    ow32 = obuf[:(obuf.shape[0] >> 3) << 3].view(np.uint64)
     n = off.shape[0]
     stream = P[P_SLOT] > 0
     # room check up front (the caller grows the arena and calls again): every output frame is
@@ -828,33 +824,33 @@ def _run(buf, off, length, meta, ts, src0,
         t = ts[i]
         if stream and timeout >= 0:
             while st[ST_LRU_H] >= 0 and t - agg[AG_TS, st[ST_LRU_H]] > timeout:
-                _flush(st[ST_LRU_H], FR_TIMEOUT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
-                       sx, obuf, ow32, o2, ometa, st, P, C)
-        code, keyed = _classify(buf, w32, s, meta, i, P)
+                _flush(st[ST_LRU_H], FR_TIMEOUT, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
+                       sx, obuf, o2, ometa, st, P, C)
+        code, keyed = _classify(buf, s, meta, i, P)
         if code != S.OK:
             if keyed and st[ST_NLIVE] > 0:
                 h = _flow_hash(buf, s, m)
                 a, pos = _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta)
                 if a >= 0:
-                    _flush(a, FR_OTHER, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
-                           sx, obuf, ow32, o2, ometa, st, P, C)
+                    _flush(a, FR_OTHER, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
+                           sx, obuf, o2, ometa, st, P, C)
             # Linux validates the L4 checksum only of frames that reach the TCP/UDP layer of
             # GRO: those get DATA_VALID; IP-level refusals (options, padding...) do not
             chk = P[P_VERIFY] != 0 and (code == S.GRO_FLUSH_FLAGS or code == S.GRO_PURE_ACK)
-            _emit_raw(buf, w32, s, fl, meta, i, src0 + i, t, code, chk, obuf, ow32, o2, ometa, st, C)
+            _emit_raw(buf, s, fl, meta, i, src0 + i, t, code, chk, obuf, o2, ometa, st, C)
             continue
         if stream and fl > P[P_SLOT]:
             h = _flow_hash(buf, s, m)
             a, pos = _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta)
             if a >= 0:
-                _flush(a, FR_OTHER, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
-                       sx, obuf, ow32, o2, ometa, st, P, C)
-            _emit_raw(buf, w32, s, fl, meta, i, src0 + i, t, S.GRO_TOO_BIG, P[P_VERIFY] != 0,
-                      obuf, ow32, o2, ometa, st, C)
+                _flush(a, FR_OTHER, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
+                       sx, obuf, o2, ometa, st, P, C)
+            _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_TOO_BIG, P[P_VERIFY] != 0,
+                      obuf, o2, ometa, st, C)
             continue
         if stream and st[ST_SFREE] == 0 and st[ST_LRU_H] >= 0:
-            _flush(st[ST_LRU_H], FR_EVICT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
-                   sx, obuf, ow32, o2, ometa, st, P, C)
+            _flush(st[ST_LRU_H], FR_EVICT, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
+                   sx, obuf, o2, ometa, st, P, C)
         tcp = np.int64(m.l4_proto) == 6
         pay = np.int64(m.pay_len)
         l4 = s + np.int64(m.l4_off)
@@ -869,19 +865,19 @@ def _run(buf, off, length, meta, ts, src0,
                 merged = True
             else:
                 C[C_REFUSE + r] += 1
-                _flush(a, FR_SIZE if r == R_SIZE else FR_MISMATCH, agg, htab, afree, sfree, sbuf, sw32,
-                       soff, slen, smeta, sx, obuf, ow32, o2, ometa, st, P, C)
+                _flush(a, FR_SIZE if r == R_SIZE else FR_MISMATCH, agg, htab, afree, sfree, sbuf,
+                       soff, slen, smeta, sx, obuf, o2, ometa, st, P, C)
                 a = -1
         if not merged and tcp and (fw & (TCP_PSH | TCP_FIN)):
-            _emit_raw(buf, w32, s, fl, meta, i, src0 + i, t, S.GRO_SINGLE, P[P_VERIFY] != 0,
-                      obuf, ow32, o2, ometa, st, C)
+            _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_SINGLE, P[P_VERIFY] != 0,
+                      obuf, o2, ometa, st, C)
             continue
         # hold frame i: in the store slot j
         if stream:
             st[ST_SFREE] -= 1
             j = sfree[st[ST_SFREE]]
             st[ST_HELD] += 1
-            copy_bytes(buf, s, stage, soff[j], fl)
+            copy_words(buf, s, stage, soff[j], fl)
             slen[j] = fl
             smeta[j] = m
             meta[i].status = S.GRO_HELD
@@ -899,19 +895,19 @@ def _run(buf, off, length, meta, ts, src0,
             agg[AG_NSEQ, a] = (agg[AG_NSEQ, a] + pay) & 0xFFFFFFFF
             short = pay < agg[AG_GSO, a]
             if tcp and (fw & (TCP_PSH | TCP_FIN)):
-                _flush(a, FR_FLAGS, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
-                       sx, obuf, ow32, o2, ometa, st, P, C)
+                _flush(a, FR_FLAGS, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
+                       sx, obuf, o2, ometa, st, P, C)
             elif short:
-                _flush(a, FR_SHORT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
-                       sx, obuf, ow32, o2, ometa, st, P, C)
+                _flush(a, FR_SHORT, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
+                       sx, obuf, o2, ometa, st, P, C)
             elif not tcp and agg[AG_COUNT, a] >= P[P_UDP_MAX]:
-                _flush(a, FR_COUNT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
-                       sx, obuf, ow32, o2, ometa, st, P, C)
+                _flush(a, FR_COUNT, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
+                       sx, obuf, o2, ometa, st, P, C)
             continue
         # a new aggregate
         if st[ST_AFREE] == 0 and st[ST_LRU_H] >= 0:
-            _flush(st[ST_LRU_H], FR_EVICT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
-                   sx, obuf, ow32, o2, ometa, st, P, C)
+            _flush(st[ST_LRU_H], FR_EVICT, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
+                   sx, obuf, o2, ometa, st, P, C)
         # (a flush may have moved entries in the hash table: find the free position again)
         mask = htab.shape[0] - 1
         pos = h & mask
@@ -946,8 +942,8 @@ def _run(buf, off, length, meta, ts, src0,
                 # a frame held alone (many flows, one frame each in the burst): a plain
                 # verified copy, without the aggregate writer's calls
                 j = agg[AG_HEAD, a]
-                _emit_raw(sbuf, sw32, soff[j], slen[j], smeta, j, sx[1][j], sx[2][j], S.GRO_SINGLE,
-                          P[P_VERIFY] != 0, obuf, ow32, o2, ometa, st, C)
+                _emit_raw(sbuf, soff[j], slen[j], smeta, j, sx[1][j], sx[2][j], S.GRO_SINGLE,
+                          P[P_VERIFY] != 0, obuf, o2, ometa, st, C)
                 C[C_FLUSH + FR_END] += 1
                 _hdel(htab, agg, agg[AG_HPOS, a])
                 q = agg[AG_NEXT, a]
@@ -961,12 +957,12 @@ def _run(buf, off, length, meta, ts, src0,
                 st[ST_AFREE] += 1
                 st[ST_NLIVE] -= 1
                 continue
-            _flush(a, FR_END, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
-                   sx, obuf, ow32, o2, ometa, st, P, C)
+            _flush(a, FR_END, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
+                   sx, obuf, o2, ometa, st, P, C)
     elif flush_all == 0 and timeout >= 0:
         while st[ST_LRU_H] >= 0 and now - agg[AG_TS, st[ST_LRU_H]] > timeout:
-            _flush(st[ST_LRU_H], FR_TIMEOUT, agg, htab, afree, sfree, sbuf, sw32, soff, slen, smeta,
-                   sx, obuf, ow32, o2, ometa, st, P, C)
+            _flush(st[ST_LRU_H], FR_TIMEOUT, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
+                   sx, obuf, o2, ometa, st, P, C)
     return st[ST_OUT_N]
 
 
