@@ -688,6 +688,8 @@ def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
     verify = P[P_VERIFY] != 0
     total = agg[AG_L3LEN, a] + np.int64(smeta[j].l3_off) + _JUMBO_ROOM + 8
     cur = -1            # head slot of the output being built
+    done_pay = 0        # payload bytes of the frames already written: a new output after a bad
+                        # frame needs room for the rest only, not for the whole aggregate again
     start = 0
     hdr = 0
     pay = 0
@@ -701,7 +703,7 @@ def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
         po = np.int64(m.pay_off)
         pl = np.int64(m.pay_len)
         if cur < 0:
-            start = _out_slot(obuf, o2, st, total)
+            start = _out_slot(obuf, o2, st, total - done_pay)
             if start < 0:
                 smeta[j].status = S.GRO_NO_ROOM
                 _count(C, S.GRO_NO_ROOM)
@@ -735,6 +737,7 @@ def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
             _emit_raw(sbuf, s, slen[j], smeta, j, ssrc[j], sts[j], S.GRO_BAD_CSUM, False,
                       obuf, o2, ometa, st, C)
             cur = -1
+            done_pay += pl
             j = nxt
             continue
         if cnt > 0:
@@ -745,6 +748,7 @@ def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
             fl_or |= np.int64(sbuf[s + np.int64(m.l4_off) + 13]) & 0x09
         tsum = csum_add_at(tsum, psum, pay)
         pay += pl
+        done_pay += pl
         cnt += 1
         j = nxt
     if cur >= 0 and cnt > 0:

@@ -122,9 +122,6 @@ def test_fuzz_gro_streaming_conserves_payload_within_limits(bursts, csum, flows,
     assert not v, v
 
 
-@pytest.mark.xfail(strict=True, reason="GRO bug found by the fuzz campaign (reported to the lead): a frame "
-                   "after a bad-checksum frame of the same flow is dropped with GRO_NO_ROOM although the "
-                   "arena has room; coalesce() does not retry it")
 def test_gro_frame_after_a_bad_checksum_is_not_lost_no_room():
     """Regression (gro_no_room_frame_lost): three segments of one IPv6 TCP flow, the middle
     one with a wrong checksum: the third came back GRO_NO_ROOM and was never emitted."""
