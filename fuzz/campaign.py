@@ -319,6 +319,26 @@ def target_gro(_seed_set, count, rng_seed, stats):
     return v, None
 
 
+def target_csum(seed_set, count, rng_seed, stats):
+    """verify / fill / complete over mutants, with NEEDS_CSUM and arbitrary virtio offsets."""
+    from fuzz import csum_check
+    buf, off, ln, lk = mutants(seed_set, count, rng_seed)
+    rng = np.random.default_rng(rng_seed)
+    frames = [buf[off[i]:off[i] + ln[i]].tobytes() for i in range(count)]
+    links = (lk & 0xFFFF).tolist()
+    hdrs = [(1, int(rng.choice(_HV["gso_type"])), int(rng.integers(0, 256)), int(rng.choice(_HV["gso_size"])),
+             min(0xFFFF, max(0, int(rng.choice([14, 20, 34, 38, 54, 0xFFFF, int(ln[i]) - 2, int(ln[i])]))
+                                if rng.random() < 0.7 else int(rng.integers(0, 0x10000)))),
+             int(rng.choice(_HV["csum_offset"]))) for i in range(count)]
+    v = csum_check.violations(frames, links, hdrs)
+    stats["frames"] += count
+    if v:
+        for i, f in enumerate(frames):
+            save_case("csum", f"{rng_seed}-{i}", f, f"link={links[i]} hdr={hdrs[i]} {v[:3]}")
+        return [f"{v[:3]} (batch saved as fuzz/crashes/csum-{rng_seed}-*)"], None
+    return [], None
+
+
 def _only_crash(pcap_check, mut, out):
     _b, e = pcap_check.read_frames(mut, max_frame=pcap_check.MAX_FRAME)
     out.append(e)
@@ -326,7 +346,7 @@ def _only_crash(pcap_check, mut, out):
 
 
 TARGETS = {"parse": target_parse, "vnet": target_vnet, "pcap": target_pcap, "gso": target_gso,
-           "gro": target_gro}
+           "gro": target_gro, "csum": target_csum}
 
 
 def run(target, cases, batch, rng_seed, seed_set, quiet=False):
@@ -336,7 +356,7 @@ def run(target, cases, batch, rng_seed, seed_set, quiet=False):
     t0 = time.perf_counter()
     k = 0
     while done < cases:
-        c = min(batch if target not in ("pcap", "gso", "gro") else min(batch, 1024), cases - done)
+        c = min(batch if target not in ("pcap", "gso", "gro", "csum") else min(batch, 1024), cases - done)
         try:
             v, ctx = fn(seed_set, c, rng_seed + k, stats)
         except Exception as e:  # an exception escaping is a finding: bisect to one case
@@ -366,7 +386,7 @@ def bisect(fn, seed_set, count, rng_seed):
     buf, off, ln, lk = mutants(seed_set, count, rng_seed)
     for i in range(count):
         f = buf[off[i]:off[i] + ln[i]].tobytes()
-        b = PacketBatch.from_frames([f], link=int(lk[i]))
+        b = PacketBatch.from_frames([f], link=int(lk[i]) & 0xFFFF)
         try:
             parse_frames(b.buf, b.off, b.len, b.meta)
             V.validate_frames(b.len, b.meta)

@@ -67,6 +67,11 @@ def csum_ok(buf, off, length, meta, out):
             out[i] = ok
             continue
         ln = end - l4
+        if p == 17:
+            # the UDP checksum covers the datagram as its length field says (the rest is padding)
+            ulen = (np.int64(buf[s + l4 + 4]) << 8) | np.int64(buf[s + l4 + 5])
+            if ulen >= 8 and ulen <= ln:
+                ln = ulen
         if p == 17 and v4 and buf[s + l4 + 6] == 0 and buf[s + l4 + 7] == 0:
             out[i] = ok
             continue
