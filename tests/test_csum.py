@@ -536,3 +536,55 @@ def tshark_verdicts_full(path):
             continue
         res[int(cols[0])] = {k: names.get(c) for k, c in zip(keys, cols[1:6])}
     return res
+
+
+# --- the shared frame strategies (tests/strategies.py): every link type, VLANs, AH, SRH,
+# fragments, jumbograms; and their mutators ------------------------------------------
+
+def _batch_of(built):
+    b = PacketBatch.from_frames([x.frame for x in built])
+    b.meta["link"] = [x.link for x in built]
+    return b
+
+
+@pytest.mark.tshark
+@given(st.lists(__import__("strategies").frames(), min_size=1, max_size=25))
+@settings(max_examples=int(os.environ.get("CSUM_TSHARK_EXAMPLES", "6")), deadline=None,
+          suppress_health_check=list(HealthCheck))
+def test_every_link_and_l3_kind_agrees_with_tshark(built):
+    """Where tshark and we both give a verdict for the IPv4 header or the L4 checksum,
+    they are the same; every TCP/UDP/ICMP frame scapy built (not a fragment) is good."""
+    conftest.require_tshark()
+    from offload import pcap
+    b = _batch_of(built)
+    r = C.verify_batch(b)
+    for i, x in enumerate(built):
+        if not (b.meta["pflags"][i] & S.PF_FRAG) and int(b.meta["l4_proto"][i]) in (6, 17, 1, 58):
+            assert r.status[i] in (S.OK, S.CSUM_NONE, S.CSUM_SKIP_PROTO), (i, S.NAMES[int(r.status[i])], x.frame.hex())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "f.pcapng")
+        pcap.write(path, b, format="pcapng")
+        theirs = tshark_verdicts_full(path)
+    for i in range(len(built)):
+        t = theirs[i + 1]
+        ours = our_verdicts(r, i)
+        l3p, l4p = int(b.meta["l3_proto"][i]), int(b.meta["l4_proto"][i])
+        tip = t["ip"] if l3p == 0x0800 else None
+        tl4 = {6: t["tcp"], 17: t["udp"], 1: t["icmp"], 58: t["icmpv6"]}.get(l4p)
+        for a, th in ((ours[0], tip), (ours[1], tl4)):
+            if a is not None and th is not None:
+                assert a == th, (i, ours, t, built[i].frame.hex())
+
+
+@pytest.mark.hostile
+@given(st.lists(__import__("strategies").mutated_frames(), min_size=1, max_size=12))
+@HSET
+def test_mutated_frames_of_every_link(muts):
+    b = _batch_of(muts)
+    r = C.verify_batch(b)
+    assert len(r) == len(muts)
+    C.fill_batch(b, keep_udp_none=False)
+    # what fill wrote, verify accepts
+    r2 = C.verify_batch(b)
+    filled = (r2.l4 != S.CSUM_SKIP_TRUNC) & (C.fill_batch(b).l4 == S.OK)
+    assert set(r2.l4[filled].tolist()) <= {S.OK}
