@@ -123,7 +123,7 @@ def test_fuzz_gro_streaming_conserves_payload_within_limits(bursts, csum, flows,
 
 
 def test_gro_frame_after_a_bad_checksum_is_not_lost_no_room():
-    """Regression (gro_no_room_frame_lost): three segments of one IPv6 TCP flow, the middle
+    """Regression (gro_no_room_frame_lost, found by the fuzz campaign, fixed in GRO 6235160): three segments of one IPv6 TCP flow, the middle
     one with a wrong checksum: the third came back GRO_NO_ROOM and was never emitted."""
     from scapy.all import TCP, Ether, Raw, raw
     from scapy.layers.inet6 import IPv6
@@ -136,10 +136,8 @@ def test_gro_frame_after_a_bad_checksum_is_not_lost_no_room():
     assert not engine_check.gro_violations([PacketBatch.from_frames([bytes(f) for f in fr])], csum="full")
 
 
-@pytest.mark.xfail(strict=True, reason="GRO bug found by the fuzz campaign (reported to the lead): the "
-                   "streaming table loses frames as GRO_NO_ROOM when it evicts (max_flows=1, max_held=10)")
 def test_gro_streaming_eviction_does_not_lose_frames_no_room():
-    """Regression (gro_streaming_no_room_frame_lost): the campaign's case (seed 9976), 20 frames
+    """Regression (gro_streaming_no_room_frame_lost, found by the fuzz campaign, fixed by GRO 6235160): the campaign's case (seed 9976), 20 frames
     of one damaged train pushed as bursts of 9 and 11: counters say 3 frames GRO_NO_ROOM and
     only 17 come out."""
     from offload import pcap
