@@ -318,28 +318,10 @@ def _copy_sum_bytes(src, s, dst, d, n):
 
 
 
-@intrinsic
-def _store64_raw(typingctx, arr, idx, val):
-    sig = _nb_types.void(arr, idx, _nb_types.uint64)
-
-    def codegen(context, builder, signature, args):
-        a = context.make_array(signature.args[0])(context, builder, args[0])
-        p = builder.bitcast(builder.gep(a.data, [args[1]]), _llvm_ir.IntType(64).as_pointer())
-        builder.store(args[2], p, align=1)
-        return context.get_dummy_value()
-    return sig, codegen
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _store64_indexed(arr, idx, val):
     for k in range(8):
         arr[idx + k] = (val >> np.uint64(8 * k)) & np.uint64(0xFF)
-
-
-# store64(buf, i, w): write the uint64 w as the 8 bytes buf[i:i+8], little-endian, at any
-# alignment (one unaligned store). The caller guarantees i + 8 <= len(buf); bounds-checked
-# runs write through indexing instead.
-store64 = _store64_indexed if _nb_config.BOUNDSCHECK else _store64_raw
 
 
 _P8 = _nb_types.CPointer(_nb_types.uint8)
@@ -386,43 +368,64 @@ def _mk_ptr_store(bits):
     return st
 
 
-_pld8, _pld64, _pst8, _pst64 = _mk_ptr_load(8), _mk_ptr_load(64), _mk_ptr_store(8), _mk_ptr_store(64)
+@njit(cache=True, nogil=True, inline="always")
+def _same(arr):
+    return arr
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _copy_words_p(ps, s, pd, d, n):
+def _ild8(arr, idx):
+    return np.uint64(arr[idx])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ist8(arr, idx, val):
+    arr[idx] = val & np.uint64(0xFF)
+
+
+# What the word copies read and write through: the data pointer (no reference counting,
+# no checks), or, in bounds-checked runs, the array itself with indexed (checked) access.
+if _nb_config.BOUNDSCHECK:
+    _ref, _ld8, _ld64, _st8, _st64 = _same, _ild8, _load64_indexed, _ist8, _store64_indexed
+else:
+    _ref, _ld8, _ld64, _st8, _st64 = (_ptr, _mk_ptr_load(8), _mk_ptr_load(64), _mk_ptr_store(8),
+                                      _mk_ptr_store(64))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_words_at(ps, s, pd, d, n):
     if n < 8:
         for k in range(n):
-            _pst8(pd, d + k, _pld8(ps, s + k))
+            _st8(pd, d + k, _ld8(ps, s + k))
         return
     for k in range(n >> 3):
-        _pst64(pd, d + 8 * k, _pld64(ps, s + 8 * k))
+        _st64(pd, d + 8 * k, _ld64(ps, s + 8 * k))
     if n & 7:
-        _pst64(pd, d + n - 8, _pld64(ps, s + n - 8))
+        _st64(pd, d + n - 8, _ld64(ps, s + n - 8))
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _copy_sum_words_p(ps, s, pd, d, n):
+def _copy_sum_words_at(ps, s, pd, d, n):
     if n < 8:
         acc = np.uint64(0)
         for k in range(n):
-            b = _pld8(ps, s + k)
-            _pst8(pd, d + k, b)
+            b = _ld8(ps, s + k)
+            _st8(pd, d + k, b)
             acc += b << np.uint64((k & 1) * 8)
         return bswap16(fold16(acc))
     lo = np.uint64(0)
     hi = np.uint64(0)
     for k in range(n >> 3):
-        w = _pld64(ps, s + 8 * k)
-        _pst64(pd, d + 8 * k, w)
+        w = _ld64(ps, s + 8 * k)
+        _st64(pd, d + 8 * k, w)
         lo += w & _M32
         hi += w >> np.uint64(32)
     r = n & 7
     if r:
         # the last 8 bytes again: stored whole (same values), summed only for their
         # last r bytes, which start at an even distance from s (8 * (n >> 3))
-        w = _pld64(ps, s + n - 8)
-        _pst64(pd, d + n - 8, w)
+        w = _ld64(ps, s + n - 8)
+        _st64(pd, d + n - 8, w)
         w >>= np.uint64(64 - 8 * r)
         lo += w & _M32
         hi += w >> np.uint64(32)
@@ -430,69 +433,26 @@ def _copy_sum_words_p(ps, s, pd, d, n):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _copy_words_fast(src, s, dst, d, n):
-    _copy_words_p(_ptr(src), s, _ptr(dst), d, n)
+def copy_words(src, s, dst, d, n):
+    """Copy ``src[s:s+n]`` to ``dst[d:d+n]`` (uint8 arrays; distinct buffers, or spans
+    that do not overlap) with unaligned 64-bit loads and stores, inlined. No slice and no
+    call (each costs atomic reference-count updates), and the arrays are read through
+    their data pointers, so the caller's loop carries no reference counting either: a
+    66-byte header costs a few ns where :func:`copy_bytes` costs ~40. Vectorised for long
+    spans. Nothing outside ``dst[d:d+n]`` is written (the last word overlaps the one
+    before it). The caller guarantees both spans lie inside their arrays; bounds-checked
+    runs (``NUMBA_BOUNDSCHECK=1``) index the arrays instead, so every byte is checked."""
+    _copy_words_at(_ref(src), s, _ref(dst), d, n)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _copy_sum_words_fast(src, s, dst, d, n):
-    return _copy_sum_words_p(_ptr(src), s, _ptr(dst), d, n)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _copy_words_checked(src, s, dst, d, n):
-    if n < 8:
-        for k in range(n):
-            dst[d + k] = src[s + k]
-        return
-    for k in range(n >> 3):
-        store64(dst, d + 8 * k, load64(src, s + 8 * k))
-    if n & 7:
-        store64(dst, d + n - 8, load64(src, s + n - 8))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _copy_sum_words_checked(src, s, dst, d, n):
-    if n < 8:
-        acc = np.uint64(0)
-        for k in range(n):
-            b = src[s + k]
-            dst[d + k] = b
-            acc += np.uint64(b) << np.uint64((k & 1) * 8)
-        return bswap16(fold16(acc))
-    lo = np.uint64(0)
-    hi = np.uint64(0)
-    for k in range(n >> 3):
-        w = load64(src, s + 8 * k)
-        store64(dst, d + 8 * k, w)
-        lo += w & _M32
-        hi += w >> np.uint64(32)
-    r = n & 7
-    if r:
-        w = load64(src, s + n - 8)
-        store64(dst, d + n - 8, w)
-        w >>= np.uint64(64 - 8 * r)
-        lo += w & _M32
-        hi += w >> np.uint64(32)
-    return bswap16(fold16(lo + hi))
-
-
-# copy_words(src, s, dst, d, n): copy src[s:s+n] to dst[d:d+n] (uint8 arrays; distinct
-# buffers, or spans that do not overlap) with unaligned 64-bit loads and stores, inlined.
-# No slice and no call (each costs atomic reference-count updates), and the arrays are
-# read through their data pointers, so the caller's loop carries no reference counting
-# either: a 66-byte header costs a few ns where copy_bytes costs ~40. Vectorised for long
-# spans. Nothing outside dst[d:d+n] is written (the last word overlaps the one before it).
-# The caller guarantees both spans lie inside their arrays; bounds-checked runs
-# (NUMBA_BOUNDSCHECK=1) index the arrays instead, so every byte is checked.
-copy_words = _copy_words_checked if _nb_config.BOUNDSCHECK else _copy_words_fast
-
-# copy_sum_words(src, s, dst, d, n): copy_words fused with the checksum; returns the sum of
-# the bytes relative to the span start (as sum_span). Any alignment, no word views, nothing
-# read or written outside the two spans; each word is summed as its two 32-bit halves into
-# 64-bit accumulators (LLVM vectorises the loop to AVX-512 here). In GSO's segment loop:
-# ~38 ns per 1448 bytes, np.copyto of the same bytes ~32, copy_sum64 ~70.
-copy_sum_words = _copy_sum_words_checked if _nb_config.BOUNDSCHECK else _copy_sum_words_fast
+def copy_sum_words(src, s, dst, d, n):
+    """:func:`copy_words` fused with the checksum: returns the sum of the bytes relative
+    to the span start (as :func:`sum_span`). Any alignment, no word views, nothing read
+    or written outside the two spans; each word is summed as its two 32-bit halves into
+    64-bit accumulators (LLVM vectorises the loop to AVX-512 here). In GSO's segment
+    loop: ~38 ns per 1448 bytes, np.copyto of the same bytes ~32, copy_sum64 ~70."""
+    return _copy_sum_words_at(_ref(src), s, _ref(dst), d, n)
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -60,3 +60,16 @@ def test_copy_sum_words_every_tail_length(n, s, d):
     assert dst[d:d + n].tobytes() == data
     assert (dst[:d] == 0x5A).all() and (dst[d + n:] == 0x5A).all()
     assert _same_sum(got, data)
+
+
+@pytest.mark.hostile
+def test_bounds_checked_runs_check_the_word_copies():
+    from conftest import BOUNDSCHECK
+    if not BOUNDSCHECK:
+        pytest.skip("normal run: raw pointer access by design (make test re-runs this with checks on)")
+    src = np.zeros(16, np.uint8)
+    dst = np.zeros(16, np.uint8)
+    with pytest.raises(IndexError):
+        _copy_sum_words(src, 4, dst, 0, 16)      # reads src[16:20]
+    with pytest.raises(IndexError):
+        _copy_words(src, 0, dst, 4, 16)          # writes dst[16:20]
