@@ -91,7 +91,7 @@ from numba import njit
 
 from . import status as S
 from .batch import OutputArena, PacketBatch
-from .csum import copy_sum_words, copy_words, csum_add, csum_sub, pseudo_sum_v4, pseudo_sum_v6, sum_span
+from .csum import copy_sum_words, copy_words, csum_add, csum_sub, fold16, pseudo_sum_v4, pseudo_sum_v6, sum_span
 from .parse import parse_one
 from .vnet import (F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4,
                    UDP_MAX_SEGMENTS, validate_one)
@@ -474,7 +474,7 @@ def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, a
             _put16(obuf, d + l3 + 2, tot)
             idk = ip_id if (fixedid and is_tcp) else (ip_id + k) & 0xFFFF
             _put16(obuf, d + l3 + 4, idk)
-            c = csum_add(csum_add(ipsum, np.uint64(tot)), np.uint64(idk))
+            c = fold16(ipsum + np.uint64(tot) + np.uint64(idk))
             _put16(obuf, d + l3 + 10, _i(~c & np.uint64(0xFFFF)))
         else:
             _put16(obuf, d + l3 + 4, _i(m.ext_len) - jcut + l4len)
@@ -491,13 +491,15 @@ def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, a
                 fl &= ~_TCP_CWR
             obuf[d + l4o + 13] = fl & 0xFF
             cpos = d + l4o + 16
-            var = csum_add(csum_add(np.uint64(seq >> 16), np.uint64(seq & 0xFFFF)), np.uint64(fl))
+            var = np.uint64(seq >> 16) + np.uint64(seq & 0xFFFF) + np.uint64(fl)
         else:
             _put16(obuf, d + l4o + 4, l4len)
             cpos = d + l4o + 6
             var = np.uint64(l4len)
         if csum_mode == CSUM_FULL:
-            tsum = csum_add(csum_add(csum_add(base, np.uint64(l4len)), var), paysum)
+            # one fold of the plain 64-bit sum: the same 1..0xFFFF representative as
+            # folding after every addition (all terms are small), a third of the work
+            tsum = fold16(base + np.uint64(l4len) + var + paysum)
             c = _i(~tsum & np.uint64(0xFFFF))
             if c == 0 and not is_tcp:
                 c = 0xFFFF
