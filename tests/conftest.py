@@ -78,3 +78,40 @@ def require_netns():
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"kernel oracle required in CI: {why}")
         pytest.skip(f"kernel oracle unavailable: {why}")
+
+
+# --- scapy must never resolve addresses on the host's network -----------------------
+# A bare Ether() makes scapy ARP for the IP destination on the default interface, i.e.
+# send traffic outside the namespaces our tests create. Building frames must be pure:
+# refuse resolution outright so a missing MAC fails loudly instead of reaching out.
+def _no_scapy_resolution():
+    try:
+        from scapy.layers import l2
+    except Exception:  # scapy is a test dependency; without it nothing builds frames
+        return
+
+    import ipaddress
+
+    def _guard(orig):
+        def resolve(ip, *a, **k):
+            # loopback, multicast and broadcast resolve without sending anything
+            try:
+                addr = ipaddress.ip_address(str(ip))
+                local = addr.is_loopback or addr.is_multicast or str(ip) == "255.255.255.255"
+            except ValueError:
+                local = False
+            if local:
+                return orig(ip, *a, **k)
+            raise AssertionError(f"scapy tried to resolve the MAC of {ip} on the host network "
+                                 "(a bare Ether()?): give src/dst explicitly")
+        return resolve
+
+    l2.getmacbyip = _guard(l2.getmacbyip)
+    try:
+        from scapy.layers import inet6
+        inet6.getmacbyip6 = _guard(inet6.getmacbyip6)
+    except Exception:
+        pass
+
+
+_no_scapy_resolution()

@@ -431,11 +431,11 @@ def scapy_frames(path):
 
 def mixed_batch():
     from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6, raw
-    frames = [raw(Ether() / IP(dst="10.0.0.1") / TCP(dport=80) / (b"x" * 100)),
+    frames = [raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(dst="10.0.0.1") / TCP(dport=80) / (b"x" * 100)),
               raw(IP(dst="10.0.0.2") / UDP(dport=53) / b"q"),
-              raw(Ether() / IPv6(dst="::1") / UDP() / (b"y" * 500)),
+              raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IPv6(dst="::1") / UDP() / (b"y" * 500)),
               raw(IPv6(dst="::2") / TCP()),
-              raw(Ether() / IP() / ICMP())]
+              raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / ICMP())]
     links = [1, 101, 1, 101, 1]
     ts = [1_700_000_000_000_001_000 + i * 1_234_567_000 for i in range(5)]
     return make_batch(frames, links, ts, wire=[len(f) + 7 * (i == 2) for i, f in enumerate(frames)],
@@ -460,7 +460,7 @@ def test_scapy_reads_what_we_write(tmp_path, fmt, bo, res):
 def test_we_read_what_scapy_writes(tmp_path):
     from scapy.all import Ether, IP, TCP, raw, wrpcap
     from scapy.utils import PcapNgWriter
-    pkts = [Ether() / IP() / TCP() / (b"z" * i) for i in range(0, 300, 37)]
+    pkts = [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / TCP() / (b"z" * i) for i in range(0, 300, 37)]
     for i, p in enumerate(pkts):
         p.time = 1_650_000_000 + i / 8
     wrpcap(str(tmp_path / "s.pcap"), pkts)

@@ -148,7 +148,7 @@ def test_stats_table_subprocess_and_help():
 
 def test_stats_malformed_frames_are_listed_by_reason(tmp_path):
     from scapy.all import IP, TCP, Ether, raw
-    good = raw(Ether() / IP() / TCP())
+    good = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / TCP())
     short_ip = good[:14 + 10]                                    # frame ends inside the IPv4 header
     bad_ihl = bytearray(good)
     bad_ihl[14] = 0x43                                           # IHL 3
