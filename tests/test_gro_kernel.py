@@ -109,7 +109,10 @@ V6_ONLY = {
 }
 
 
-def _compare(frames, tries=1):
+def _compare(frames, tries=2):
+    # The kernel flushes on its NAPI poll and timer: on a loaded machine a poll boundary can
+    # fall inside a train and split it (seen: [354, 154] for [454]). That is scheduling, not
+    # a rule; a second send settles it. A real disagreement fails every try.
     o = ours(frames)
     for _ in range(tries):
         k = oracle_or_skip().gro(frames)
@@ -126,7 +129,7 @@ def _compare(frames, tries=1):
 def test_kernel_agrees(case, v6):
     # the 65-datagram train crosses a NAPI poll boundary at a timing-dependent place: up to
     # three sends, one must match
-    _compare(CASES[case](v6), tries=3 if case == "udp_cap" else 1)
+    _compare(CASES[case](v6), tries=3 if case == "udp_cap" else 2)
 
 
 @pytest.mark.parametrize("case", sorted(V4_ONLY))
