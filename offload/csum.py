@@ -26,7 +26,7 @@ from numba.core.extending import intrinsic
 
 from . import status as S
 from .batch import u32_view
-from .parse import parse_one
+from .parse import _borrow, _parse_fast, _parse_general
 
 _U64 = np.uint64
 _M16 = np.uint64(0xFFFF)
@@ -574,28 +574,18 @@ K_ICMP6 = 4
 
 
 @njit(cache=True, nogil=True, inline="always")
-def l4_plan(buf, s, n, meta, i):
-    """Whether frame ``i`` (``buf[s:s+n]``, already parsed into ``meta[i]``) has an L4
-    checksum this engine computes, from the parser's layout.
-
-    Returns ``(code, kind, l4, l4_len)``: ``code`` is 0 when the checksum covers the
-    frame bytes ``[l4, l4 + l4_len)`` (``l4`` relative to the frame; the field is at
-    ``l4 + field_offset(kind)``), else the CSUM_* reason it cannot be computed. Every
-    offset is re-checked against ``n``, so a caller-supplied (unparsed, corrupt)
-    ``meta`` cannot cause an out-of-bounds access.
-    """
-    m = meta[i]
-    st = np.int64(m.status)
-    l3p = np.int64(m.l3_proto)
+def _plan(buf, s, n, st, l3p, pflags, proto, l3, l4, end, dst):
+    """:func:`l4_plan` on the record's fields, read once by the caller into locals
+    (each structured-record field read is a load the compiler cannot share across
+    the stores into ``detail``/``meta``)."""
     if l3p != 0x0800 and l3p != 0x86DD:
         if st != S.OK and st != S.NOT_IP:
             return S.CSUM_SKIP_TRUNC, K_NONE, 0, 0
         return S.CSUM_SKIP_PROTO, K_NONE, 0, 0
-    if np.int64(m.pflags) & S.PF_FRAG:
+    if pflags & S.PF_FRAG:
         return S.CSUM_SKIP_FRAG, K_NONE, 0, 0
     if st != S.OK:
         return S.CSUM_SKIP_TRUNC, K_NONE, 0, 0
-    proto = np.int64(m.l4_proto)
     hmin = 8
     if proto == 6:
         kind = K_TCP
@@ -609,10 +599,6 @@ def l4_plan(buf, s, n, meta, i):
         hmin = 4
     else:
         return S.CSUM_SKIP_PROTO, K_NONE, 0, 0
-    l4 = np.int64(m.l4_off)
-    end = np.int64(m.l3_end)
-    l3 = np.int64(m.l3_off)
-    dst = np.int64(m.dst_off)
     if l3 < 0 or l4 < l3 or end > n or l4 + hmin > end:
         return S.CSUM_SKIP_TRUNC, K_NONE, 0, 0
     if l3p == 0x0800:
@@ -632,6 +618,23 @@ def l4_plan(buf, s, n, meta, i):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def l4_plan(buf, s, n, meta, i):
+    """Whether frame ``i`` (``buf[s:s+n]``, already parsed into ``meta[i]``) has an L4
+    checksum this engine computes, from the parser's layout.
+
+    Returns ``(code, kind, l4, l4_len)``: ``code`` is 0 when the checksum covers the
+    frame bytes ``[l4, l4 + l4_len)`` (``l4`` relative to the frame; the field is at
+    ``l4 + field_offset(kind)``), else the CSUM_* reason it cannot be computed. Every
+    offset is re-checked against ``n``, so a caller-supplied (unparsed, corrupt)
+    ``meta`` cannot cause an out-of-bounds access.
+    """
+    m = meta[i]
+    return _plan(buf, s, n, np.int64(m.status), np.int64(m.l3_proto), np.int64(m.pflags),
+                 np.int64(m.l4_proto), np.int64(m.l3_off), np.int64(m.l4_off),
+                 np.int64(m.l3_end), np.int64(m.dst_off))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def field_offset(kind):
     """Offset of the checksum field from the L4 header start, for an ``l4_plan`` kind."""
     if kind == K_TCP:
@@ -642,21 +645,19 @@ def field_offset(kind):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _pseudo_acc(buf, w32, s, meta, i, fast):
+def _pacc(buf, w32, s, l3p, l3, dst, fast):
     """Addresses of the pseudo-header as an accumulator in the parity of ``l4abs``.
 
     Both addresses sit an even number of bytes before the L4 header (IPv4: 12+8 vs
     IHL*4; IPv6: 8/24 vs 40+8k; a routing header's final address at 8+16k inside it),
     so their absolute-parity accumulators combine directly with the L4 span's."""
-    m = meta[i]
-    l3 = s + np.int64(m.l3_off)
-    if np.int64(m.l3_proto) == 0x0800:
-        return _acc(buf, w32, l3 + 12, 8, fast)
-    return _acc(buf, w32, l3 + 8, 16, fast) + _acc(buf, w32, s + np.int64(m.dst_off), 16, fast)
+    if l3p == 0x0800:
+        return _acc(buf, w32, s + l3 + 12, 8, fast)
+    return _acc(buf, w32, s + l3 + 8, 16, fast) + _acc(buf, w32, s + dst, 16, fast)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _l4_sums(buf, w32, s, meta, i, kind, l4, ln, fast):
+def _sums(buf, w32, s, l3p, l3, dst, proto, kind, l4, ln, fast):
     """(total, pseudo0): the folded sum of the L4 span plus its pseudo-header (none for
     ICMP) with the checksum field as it is, and the folded pseudo-header sum with
     upper-layer length 0 (addresses + protocol), from the same reads."""
@@ -664,8 +665,8 @@ def _l4_sums(buf, w32, s, meta, i, kind, l4, ln, fast):
     acc = _acc(buf, w32, l4abs, ln, fast)
     if kind == K_ICMP4:
         return acc_to_sum(acc, l4abs), np.uint64(0)
-    pacc = _pseudo_acc(buf, w32, s, meta, i, fast)
-    p0 = fold16(acc_to_sum(pacc, l4abs) + np.uint64(meta[i].l4_proto))
+    pacc = _pacc(buf, w32, s, l3p, l3, dst, fast)
+    p0 = fold16(acc_to_sum(pacc, l4abs) + np.uint64(proto))
     total = fold16(acc_to_sum(acc, l4abs) + p0 + np.uint64(ln & 0xFFFF) + np.uint64((ln >> 16) & 0xFFFF))
     return total, p0
 
@@ -674,7 +675,9 @@ def _l4_sums(buf, w32, s, meta, i, kind, l4, ln, fast):
 def l4_sum(buf, w32, s, meta, i, kind, l4, ln, fast=False):
     """Folded sum (not inverted) of the L4 span plus its pseudo-header (none for ICMP),
     as planned by :func:`l4_plan`; the checksum field is included as it is."""
-    return _l4_sums(buf, w32, s, meta, i, kind, l4, ln, fast)[0]
+    m = meta[i]
+    return _sums(buf, w32, s, np.int64(m.l3_proto), np.int64(m.l3_off), np.int64(m.dst_off),
+                 np.int64(m.l4_proto), kind, l4, ln, fast)[0]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -682,7 +685,7 @@ def pseudo_sum(buf, w32, s, meta, i, ln):
     """Folded pseudo-header sum of frame ``i`` with upper-layer length ``ln``."""
     m = meta[i]
     l4abs = s + np.int64(m.l4_off)
-    acc = _pseudo_acc(buf, w32, s, meta, i, False)
+    acc = _pacc(buf, w32, s, np.int64(m.l3_proto), np.int64(m.l3_off), np.int64(m.dst_off), False)
     return fold16(acc_to_sum(acc, l4abs) + np.uint64(m.l4_proto) + np.uint64(ln & 0xFFFF)
                   + np.uint64((ln >> 16) & 0xFFFF))
 
@@ -714,23 +717,27 @@ D_COLS = 6
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _ipv4_hdr_ok(meta, i, n):
-    m = meta[i]
+def _verify_rec(buf, w32, s, n, m, detail, i, fast):
+    """Verify the parsed frame whose record is ``m`` (``meta[i]``); fill ``detail[i]``;
+    return the overall CSUM_* code. Every record field is read once, up front: the
+    record, not ``(meta, i)``, and locals, not field reads after the ``detail`` stores
+    (which the compiler must assume may alias)."""
+    st = np.int64(m.status)
+    l3p = np.int64(m.l3_proto)
+    pflags = np.int64(m.pflags)
+    proto = np.int64(m.l4_proto)
     l3 = np.int64(m.l3_off)
     hl = np.int64(m.l3_hdr_len)
-    return np.int64(m.l3_proto) == 0x0800 and hl >= 20 and l3 >= 0 and l3 + hl <= n
-
-
-@njit(cache=True, nogil=True, inline="always")
-def verify_one(buf, w32, s, n, meta, i, detail, fast):
-    """Verify frame ``i`` (parsed); fill ``detail[i]``; return the overall CSUM_* code."""
+    l4o = np.int64(m.l4_off)
+    end = np.int64(m.l3_end)
+    dst = np.int64(m.dst_off)
     ip = S.CSUM_NA
     ipf = -1
     ipw = -1
-    if _ipv4_hdr_ok(meta, i, n):
-        l3 = s + np.int64(meta[i].l3_off)
-        tot = acc_to_sum(_acc(buf, w32, l3, np.int64(meta[i].l3_hdr_len), fast), l3)
-        found = _be16(buf, l3 + 10)
+    if l3p == 0x0800 and hl >= 20 and l3 >= 0 and l3 + hl <= n:
+        a3 = s + l3
+        tot = acc_to_sum(_acc(buf, w32, a3, hl, fast), a3)
+        found = _be16(buf, a3 + 10)
         ipf = np.int64(found)
         if tot == 0xFFFF:
             ip = S.OK
@@ -738,17 +745,17 @@ def verify_one(buf, w32, s, n, meta, i, detail, fast):
         else:
             ip = S.CSUM_BAD_IP
             ipw = np.int64(np.uint64(0xFFFF) ^ csum_sub(tot, found))
-    code, kind, l4, ln = l4_plan(buf, s, n, meta, i)
+    code, kind, l4, ln = _plan(buf, s, n, st, l3p, pflags, proto, l3, l4o, end, dst)
     l4f = -1
     l4w = -1
     if code == 0:
         fo = field_offset(kind)
         found = _be16(buf, s + l4 + fo)
         l4f = np.int64(found)
-        if kind == K_UDP and found == 0 and np.int64(meta[i].l3_proto) == 0x0800:
+        if kind == K_UDP and found == 0 and l3p == 0x0800:
             code = S.CSUM_NONE
         else:
-            tot, p0 = _l4_sums(buf, w32, s, meta, i, kind, l4, ln, fast)
+            tot, p0 = _sums(buf, w32, s, l3p, l3, dst, proto, kind, l4, ln, fast)
             want = np.uint64(0xFFFF) ^ csum_sub(tot, found)
             if kind == K_UDP and want == 0:
                 want = np.uint64(0xFFFF)
@@ -772,6 +779,19 @@ def verify_one(buf, w32, s, n, meta, i, detail, fast):
     return code
 
 
+@njit(cache=True, nogil=True, inline="always")
+def verify_one(buf, w32, s, n, meta, i, detail, fast):
+    """Verify frame ``i`` (parsed); fill ``detail[i]``; return the overall CSUM_* code."""
+    return _verify_rec(buf, w32, s, n, meta[i], detail, i, fast)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bad_span(m):
+    """Record of a frame whose (offset, length) lie outside the arena."""
+    m.status = S.TRUNC_L2
+    m.l3_proto = 0
+
+
 @njit(cache=True, nogil=True)
 def verify_frames(buf, w32, off, length, meta, detail, parse):
     """Batch verify kernel. ``parse``: run the parser first (else trust ``meta``).
@@ -780,25 +800,32 @@ def verify_frames(buf, w32, off, length, meta, detail, parse):
     malformed frame keeps its parser code), ``detail`` (int32, ``(n, D_COLS)``) and the
     DATA_VALID bit of ``meta.vnet_flags`` (set when good or UDP/IPv4 without checksum,
     cleared when bad or partial, untouched when not checked). Returns the number of
-    frames found bad (BAD_IP, BAD_L4, UDP_ZERO_V6; partial is not counted)."""
+    frames found bad (BAD_IP, BAD_L4, UDP_ZERO_V6; partial is not counted).
+
+    The loop works on refcount-free views of the arrays (``parse._borrow``) and on the
+    record ``m = meta[i]``, with the parser's fast path inline: no call and no atomic
+    reference-count update per frame."""
     bad = 0
     nbuf = buf.shape[0]
     wlim = w32.shape[0] * 4
+    b = _borrow(buf)
+    w = _borrow(w32)
+    d = _borrow(detail)
     for i in range(off.shape[0]):
         s = off[i]
         n = length[i]
+        m = meta[i]
         if s < 0 or n < 0 or s + n > nbuf:
-            meta[i].status = S.TRUNC_L2
-            meta[i].l3_proto = 0
+            _bad_span(m)
             n = 0
             s = 0
         elif parse:
-            parse_one(buf, s, n, meta, i)
+            if not _parse_fast(b, s, n, m):
+                _parse_general(b, s, n, m)
         if s + n <= wlim:
-            code = verify_one(buf, w32, s, n, meta, i, detail, True)
+            code = _verify_rec(b, w, s, n, m, d, i, True)
         else:
-            code = verify_one(buf, w32, s, n, meta, i, detail, False)
-        m = meta[i]
+            code = _verify_rec(b, w, s, n, m, d, i, False)
         m.csum = code
         if code != S.CSUM_SKIP_TRUNC:
             m.status = code
@@ -812,42 +839,49 @@ def verify_frames(buf, w32, off, length, meta, detail, parse):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none, fast):
-    """Compute and store the IPv4 header and L4 checksums of frame ``i`` (parsed).
-    ``detail`` gets the old values (FOUND) and the stored ones (WANT). Returns OK when
-    every checksum the frame has was written, else the reason one was left alone."""
+def _fill_rec(buf, w32, s, n, m, detail, i, keep_udp_none, fast):
+    """:func:`fill_one` on the record ``m`` (``meta[i]``), its fields read once."""
+    st = np.int64(m.status)
+    l3p = np.int64(m.l3_proto)
+    pflags = np.int64(m.pflags)
+    proto = np.int64(m.l4_proto)
+    l3 = np.int64(m.l3_off)
+    hl = np.int64(m.l3_hdr_len)
+    l4o = np.int64(m.l4_off)
+    end = np.int64(m.l3_end)
+    dst = np.int64(m.dst_off)
     ip = S.CSUM_NA
     ipf = -1
     ipw = -1
-    if _ipv4_hdr_ok(meta, i, n):
-        l3 = s + np.int64(meta[i].l3_off)
-        ipf = np.int64(_be16(buf, l3 + 10))
-        buf[l3 + 10] = 0
-        buf[l3 + 11] = 0
-        v = np.uint64(0xFFFF) ^ acc_to_sum(_acc(buf, w32, l3, np.int64(meta[i].l3_hdr_len), fast), l3)
-        _store16(buf, l3 + 10, v)
+    if l3p == 0x0800 and hl >= 20 and l3 >= 0 and l3 + hl <= n:
+        a3 = s + l3
+        ipf = np.int64(_be16(buf, a3 + 10))
+        buf[a3 + 10] = 0
+        buf[a3 + 11] = 0
+        v = np.uint64(0xFFFF) ^ acc_to_sum(_acc(buf, w32, a3, hl, fast), a3)
+        _store16(buf, a3 + 10, v)
         ipw = np.int64(v)
         ip = S.OK
-    code, kind, l4, ln = l4_plan(buf, s, n, meta, i)
+    code, kind, l4, ln = _plan(buf, s, n, st, l3p, pflags, proto, l3, l4o, end, dst)
     l4f = -1
     l4w = -1
     if code == 0:
         fa = s + l4 + field_offset(kind)
         old = _be16(buf, fa)
         l4f = np.int64(old)
-        if kind == K_UDP and old == 0 and keep_udp_none and np.int64(meta[i].l3_proto) == 0x0800:
+        if kind == K_UDP and old == 0 and keep_udp_none and l3p == 0x0800:
             code = S.CSUM_NONE
             l4w = 0
         else:
             buf[fa] = 0
             buf[fa + 1] = 0
-            v = np.uint64(0xFFFF) ^ l4_sum(buf, w32, s, meta, i, kind, l4, ln, fast)
+            v = np.uint64(0xFFFF) ^ _sums(buf, w32, s, l3p, l3, dst, proto, kind, l4, ln, fast)[0]
             if kind == K_UDP and v == 0:
                 v = np.uint64(0xFFFF)
             _store16(buf, fa, v)
             l4w = np.int64(v)
             code = S.OK
-            meta[i].vnet_flags &= 0xFE      # no longer partial
+            m.vnet_flags &= 0xFE      # no longer partial
     detail[i, D_IP] = ip
     detail[i, D_L4] = code
     detail[i, D_IP_FOUND] = ipf
@@ -859,29 +893,41 @@ def fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none, fast):
     return code
 
 
+@njit(cache=True, nogil=True, inline="always")
+def fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none, fast):
+    """Compute and store the IPv4 header and L4 checksums of frame ``i`` (parsed).
+    ``detail`` gets the old values (FOUND) and the stored ones (WANT). Returns OK when
+    every checksum the frame has was written, else the reason one was left alone."""
+    return _fill_rec(buf, w32, s, n, meta[i], detail, i, keep_udp_none, fast)
+
+
 @njit(cache=True, nogil=True)
 def fill_frames(buf, w32, off, length, meta, detail, parse, keep_udp_none):
     """Batch fill kernel (see :func:`fill_one`). Writes ``meta.csum``/``meta.status``
     like :func:`verify_frames`; sets DATA_VALID for fully filled frames. Returns the
-    number of frames with every checksum written."""
+    number of frames with every checksum written. Same loop shape as
+    :func:`verify_frames` (borrowed views, the record, the parser's fast path inline)."""
     done = 0
     nbuf = buf.shape[0]
     wlim = w32.shape[0] * 4
+    b = _borrow(buf)
+    w = _borrow(w32)
+    d = _borrow(detail)
     for i in range(off.shape[0]):
         s = off[i]
         n = length[i]
+        m = meta[i]
         if s < 0 or n < 0 or s + n > nbuf:
-            meta[i].status = S.TRUNC_L2
-            meta[i].l3_proto = 0
+            _bad_span(m)
             n = 0
             s = 0
         elif parse:
-            parse_one(buf, s, n, meta, i)
+            if not _parse_fast(b, s, n, m):
+                _parse_general(b, s, n, m)
         if s + n <= wlim:
-            code = fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none, True)
+            code = _fill_rec(b, w, s, n, m, d, i, keep_udp_none, True)
         else:
-            code = fill_one(buf, w32, s, n, meta, i, detail, keep_udp_none, False)
-        m = meta[i]
+            code = _fill_rec(b, w, s, n, m, d, i, keep_udp_none, False)
         m.csum = code
         if code != S.CSUM_SKIP_TRUNC:
             m.status = code
