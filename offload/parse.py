@@ -104,46 +104,37 @@ def _reset(m):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _skip_vlans(buf, s, n, p, et, m):
+    """Walk 802.1Q / 802.1ad / 0x9100 tags from offset ``p`` (ethertype ``et`` read just
+    before it): returns (status, offset after the tags, inner ethertype)."""
+    nv = 0
+    while et == ETH_P_8021Q or et == ETH_P_8021AD or et == ETH_P_QINQ_OLD:
+        if nv >= _MAX_VLANS:
+            m.vlan_count = nv
+            return S.TOO_MANY_VLANS, -1, 0
+        if p + 4 > n:
+            m.vlan_count = nv
+            return S.TRUNC_L2, -1, 0
+        et = _be16(buf, s + p + 2)
+        p += 4
+        nv += 1
+    m.vlan_count = nv
+    return S.OK, p, et
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _parse_l2(buf, s, n, link, m):
     """Returns (status, l3_off relative to s, ethertype)."""
     if link == LINK_ETHERNET:
         if n < 14:
             return S.TRUNC_L2, -1, 0
-        p = 12
-        et = _be16(buf, s + p)
-        p = 14
-        nv = 0
-        while et == ETH_P_8021Q or et == ETH_P_8021AD or et == ETH_P_QINQ_OLD:
-            if nv >= _MAX_VLANS:
-                m.vlan_count = nv
-                return S.TOO_MANY_VLANS, -1, 0
-            if p + 4 > n:
-                m.vlan_count = nv
-                return S.TRUNC_L2, -1, 0
-            et = _be16(buf, s + p + 2)
-            p += 4
-            nv += 1
-        m.vlan_count = nv
-        return S.OK, p, et
+        return _skip_vlans(buf, s, n, 14, _be16(buf, s + 12), m)
     if link == LINK_LINUX_SLL or link == LINK_LINUX_SLL2:
         hl = 16 if link == LINK_LINUX_SLL else 20
         if n < hl:
             return S.TRUNC_L2, -1, 0
         et = _be16(buf, s + 14) if link == LINK_LINUX_SLL else _be16(buf, s)
-        p = hl
-        nv = 0
-        while et == ETH_P_8021Q or et == ETH_P_8021AD or et == ETH_P_QINQ_OLD:
-            if nv >= _MAX_VLANS:
-                m.vlan_count = nv
-                return S.TOO_MANY_VLANS, -1, 0
-            if p + 4 > n:
-                m.vlan_count = nv
-                return S.TRUNC_L2, -1, 0
-            et = _be16(buf, s + p + 2)
-            p += 4
-            nv += 1
-        m.vlan_count = nv
-        return S.OK, p, et
+        return _skip_vlans(buf, s, n, hl, et, m)
     if link == LINK_RAW or link == LINK_DLT_RAW_12 or link == LINK_DLT_RAW_14:
         if n < 1:
             return S.TRUNC_L3, 0, 0
