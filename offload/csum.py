@@ -768,12 +768,7 @@ def _verify_rec(buf, w32, s, n, m, detail, i, fast):
                 code = S.CSUM_BAD_L4
                 if (kind == K_TCP or kind == K_UDP) and _is_partial(found, p0, ln):
                     code = S.CSUM_PARTIAL
-    detail[i, D_IP] = ip
-    detail[i, D_L4] = code
-    detail[i, D_IP_FOUND] = ipf
-    detail[i, D_IP_WANT] = ipw
-    detail[i, D_L4_FOUND] = l4f
-    detail[i, D_L4_WANT] = l4w
+    _store_detail(detail, i, ip, code, ipf, ipw, l4f, l4w)
     if ip == S.CSUM_BAD_IP:
         return S.CSUM_BAD_IP
     return code
@@ -790,6 +785,31 @@ def _bad_span(m):
     """Record of a frame whose (offset, length) lie outside the arena."""
     m.status = S.TRUNC_L2
     m.l3_proto = 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store_detail(detail, i, ip, code, ipf, ipw, l4f, l4w):
+    """One row of a batch result: per-layer verdicts, and the values found and wanted."""
+    detail[i, D_IP] = ip
+    detail[i, D_L4] = code
+    detail[i, D_IP_FOUND] = ipf
+    detail[i, D_IP_WANT] = ipw
+    detail[i, D_L4_FOUND] = l4f
+    detail[i, D_L4_WANT] = l4w
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _frame_span(b, nbuf, s, n, m, parse):
+    """The batch kernels' per-frame prologue: a frame lying outside the arena is marked and
+    treated as empty; otherwise it is parsed first when asked (the parser's fast path
+    inline). Returns the (start, length) to work on."""
+    if s < 0 or n < 0 or s + n > nbuf:
+        _bad_span(m)
+        return 0, 0
+    if parse:
+        if not _parse_fast(b, s, n, m):
+            _parse_general(b, s, n, m)
+    return s, n
 
 
 @njit(cache=True, nogil=True)
@@ -812,16 +832,8 @@ def verify_frames(buf, w32, off, length, meta, detail, parse):
     w = _borrow(w32)
     d = _borrow(detail)
     for i in range(off.shape[0]):
-        s = off[i]
-        n = length[i]
         m = meta[i]
-        if s < 0 or n < 0 or s + n > nbuf:
-            _bad_span(m)
-            n = 0
-            s = 0
-        elif parse:
-            if not _parse_fast(b, s, n, m):
-                _parse_general(b, s, n, m)
+        s, n = _frame_span(b, nbuf, off[i], length[i], m, parse)
         if s + n <= wlim:
             code = _verify_rec(b, w, s, n, m, d, i, True)
         else:
@@ -882,12 +894,7 @@ def _fill_rec(buf, w32, s, n, m, detail, i, keep_udp_none, fast):
             l4w = np.int64(v)
             code = S.OK
             m.vnet_flags &= 0xFE      # no longer partial
-    detail[i, D_IP] = ip
-    detail[i, D_L4] = code
-    detail[i, D_IP_FOUND] = ipf
-    detail[i, D_IP_WANT] = ipw
-    detail[i, D_L4_FOUND] = l4f
-    detail[i, D_L4_WANT] = l4w
+    _store_detail(detail, i, ip, code, ipf, ipw, l4f, l4w)
     if code == S.CSUM_NONE and ip == S.OK:
         return S.OK
     return code
@@ -914,16 +921,8 @@ def fill_frames(buf, w32, off, length, meta, detail, parse, keep_udp_none):
     w = _borrow(w32)
     d = _borrow(detail)
     for i in range(off.shape[0]):
-        s = off[i]
-        n = length[i]
         m = meta[i]
-        if s < 0 or n < 0 or s + n > nbuf:
-            _bad_span(m)
-            n = 0
-            s = 0
-        elif parse:
-            if not _parse_fast(b, s, n, m):
-                _parse_general(b, s, n, m)
+        s, n = _frame_span(b, nbuf, off[i], length[i], m, parse)
         if s + n <= wlim:
             code = _fill_rec(b, w, s, n, m, d, i, keep_udp_none, True)
         else:
