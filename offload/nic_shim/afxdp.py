@@ -34,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import gc
 import mmap
 import os
 import socket
@@ -359,8 +360,18 @@ class _Ring:
         # numpy views export the buffer: drop them before closing the map
         self.prod = self.cons = self.flags = self.d64 = self.d32 = None
         if self.mm is not None:
-            self.mm.close()
-            self.mm = None
+            mm, self.mm = self.mm, None
+            try:
+                mm.close()
+            except BufferError:
+                # A view is still alive elsewhere (a caller's variable, a traceback, a
+                # reference cycle, Numba's argument typing during a first compile): collect
+                # cycles and retry; failing that, the map is unmapped when the last view dies.
+                gc.collect()
+                try:
+                    mm.close()
+                except BufferError:
+                    pass
 
 
 class _Queue:
