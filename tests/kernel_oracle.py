@@ -325,11 +325,7 @@ def kernel_gro(frames, mtu: int = 1500) -> list:
 
 def oracle_or_skip():
     """For tests: the default oracle; skip if unavailable here, fail if ``CI`` is set."""
-    import pytest
+    from conftest import require_netns
 
-    ok, why = netns.available()
-    if not ok:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"kernel oracle required in CI: {why}")
-        pytest.skip(f"kernel oracle unavailable: {why}")
+    require_netns()
     return default_oracle()

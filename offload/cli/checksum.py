@@ -20,6 +20,7 @@ import json
 import sys
 
 from . import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from ._common import damage_line
 
 
 def register(subparsers) -> None:
@@ -97,12 +98,6 @@ def _flow(batch, i: int) -> str:
     return f"{name} {src} > {dst}"
 
 
-def _reader(path, max_frame):
-    from .. import pcap
-    kw = {} if max_frame is None else {"max_frame": max_frame}
-    return pcap.PcapReader(path, **kw)
-
-
 def _count(counter: dict, codes) -> None:
     import numpy as np
     vals, cnt = np.unique(codes, return_counts=True)
@@ -120,22 +115,21 @@ def verify_file(path: str, show: int = 10, max_frame: int | None = None, batch_f
     ``summary["error"]``."""
     import numpy as np
 
-    from .. import csum, pcap
+    from .. import csum
     from .. import status as S
-    from ._progress import Progress
+    from ._common import Batches, open_capture
 
-    reader = _reader(path, max_frame)
+    reader = open_capture(path, max_frame)
     by_status: dict[int, int] = {}
     ip: dict[int, int] = {}
     l4: dict[int, int] = {}
     bad_list = []
     partial_first = []
     frames = 0
-    error = None
-    prog = Progress(reader.size, "verify") if progress else None
+    batches = Batches(reader, "verify", batch_frames, parse=True, progress=progress)
     bad_codes = (S.CSUM_BAD_IP, S.CSUM_BAD_L4, S.CSUM_UDP_ZERO_V6)
     try:
-        for b in reader.iter_batches(batch_frames, parse=True):
+        for b in batches:
             r = csum.verify_batch(b, parse=False)
             _count(by_status, r.status)
             _count(ip, r.ip)
@@ -147,20 +141,14 @@ def verify_file(path: str, show: int = 10, max_frame: int | None = None, batch_f
                 for i in np.flatnonzero(r.status == S.CSUM_PARTIAL)[: 3 - len(partial_first)].tolist():
                     partial_first.append(_bad_entry(b, r, i, frames + i))
             frames += len(b)
-            if prog:
-                prog.update(reader.pos)
-    except pcap.PcapError as e:
-        error = {"offset": e.offset, "reason": e.reason}
     finally:
-        if prog:
-            prog.close()
         reader.close()
     name = lambda d: {S.NAMES.get(k, str(k)): v for k, v in sorted(d.items())}  # noqa: E731
     nbad = sum(by_status.get(c, 0) for c in bad_codes)
     return {
         "file": path, "frames": frames, "bad": nbad, "partial": by_status.get(S.CSUM_PARTIAL, 0),
         "good": by_status.get(S.OK, 0), "by_status": name(by_status), "ip": name(ip), "l4": name(l4),
-        "first_bad": bad_list, "first_partial": partial_first, "error": error,
+        "first_bad": bad_list, "first_partial": partial_first, "error": batches.error,
     }
 
 
@@ -202,15 +190,14 @@ def render_verify(s: dict) -> str:
               f"{l4.get('CSUM_PARTIAL', 0)} partial, {l4.get('CSUM_NONE', 0)} UDP/IPv4 without checksum, "
               f"{l4.get('CSUM_UDP_ZERO_V6', 0)} UDP/IPv6 with checksum 0"]
     if s["first_bad"]:
-        lines += ["", f"first bad frames (index from 0):"]
+        lines += ["", "first bad frames (index from 0):"]
         lines += [_entry_text(e) for e in s["first_bad"]]
     if s["first_partial"]:
         lines += ["", "partial checksums (the L4 field holds the pseudo-header sum: captured on the sender "
                       "with checksum offload), e.g.:"]
         lines += [_entry_text(e) for e in s["first_partial"]]
     if s["error"]:
-        lines.append(f"\nfile damaged at byte offset {s['error']['offset']}: {s['error']['reason']} "
-                     f"(the frames before it were checked)")
+        lines.append("\nfile " + damage_line(s["error"], "the frames before it were checked"))
     return "\n".join(lines)
 
 
@@ -237,25 +224,23 @@ def fix_file(src: str, dst: str, udp_zero: str = "keep", fmt: str | None = None,
     """Copy capture ``src`` to ``dst`` with every computable checksum recomputed; returns
     the summary dict (``changed_ip``/``changed_l4``: checksums that were wrong and were
     rewritten; ``left_alone``: frame count per reason a checksum was not computed)."""
-    import numpy as np
 
     from .. import csum, pcap
     from .. import status as S
-    from ._progress import Progress
+    from ._common import Batches, open_capture
 
-    reader = _reader(src, max_frame)
+    reader = open_capture(src, max_frame)
     opts = reader.writer_options()
     if fmt is not None and fmt != opts["format"]:
         keep = {k: opts[k] for k in ("byte_order", "ts_resolution") if k in opts}
         opts = {"format": fmt, **keep}
     frames = changed_ip = changed_l4 = frames_changed = 0
     left: dict[int, int] = {}
-    error = None
-    prog = Progress(reader.size, "fix") if progress else None
+    batches = Batches(reader, "fix", batch_frames, parse=True, progress=progress)
     writer = None
     try:
         writer = pcap.PcapWriter(dst, **opts)
-        for b in reader.iter_batches(batch_frames, parse=True):
+        for b in batches:
             # the reader's frames are views of the (read-only) mapped file: fix a copy
             out = b.compact()
             r = csum.fill_batch(out, parse=False, keep_udp_none=(udp_zero == "keep"))
@@ -267,20 +252,14 @@ def fix_file(src: str, dst: str, udp_zero: str = "keep", fmt: str | None = None,
             _count(left, r.l4[r.l4 != S.OK])
             writer.write(out)
             frames += len(b)
-            if prog:
-                prog.update(reader.pos)
-    except pcap.PcapError as e:
-        error = {"offset": e.offset, "reason": e.reason}
     finally:
-        if prog:
-            prog.close()
         if writer is not None:
             writer.close()
         reader.close()
     return {
         "input": src, "output": dst, "frames": frames, "frames_changed": frames_changed,
         "changed_ip": changed_ip, "changed_l4": changed_l4,
-        "left_alone": {S.NAMES.get(k, str(k)): v for k, v in sorted(left.items())}, "error": error,
+        "left_alone": {S.NAMES.get(k, str(k)): v for k, v in sorted(left.items())}, "error": batches.error,
     }
 
 
@@ -297,8 +276,7 @@ def render_fix(s: dict) -> str:
         for nm, n in sorted(left.items(), key=lambda kv: -kv[1]):
             lines.append(f"{n:>10}  {S.describe(codes[nm]) if nm in codes else nm}")
     if s["error"]:
-        lines.append(f"\ninput damaged at byte offset {s['error']['offset']}: {s['error']['reason']} "
-                     f"(the frames before it were fixed and written)")
+        lines.append("\ninput " + damage_line(s["error"], "the frames before it were fixed and written"))
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ import json
 import sys
 
 from . import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from ._common import damage_line
 
 
 def register(subparsers) -> None:
@@ -59,40 +60,33 @@ def coalesce_file(src: str, dst: str, max_size: int = 65536, timeout_us: float |
     """Coalesce capture ``src`` into ``dst``; returns the summary dict (counters of
     :class:`offload.gro.GroTable` plus ``frames_read``, ``frames_written``, ``error``)."""
     from .. import gro, pcap
-    from ._progress import Progress
+    from ._common import Batches, open_capture
 
-    kw = {} if max_frame is None else {"max_frame": max_frame}
-    reader = pcap.PcapReader(src, **kw)
+    reader = open_capture(src, max_frame)
     opts = reader.writer_options()
     opts["snaplen"] = max(int(opts.get("snaplen") or 0), int(max_size) + 1024, 65535)
     timeout_ns = None if timeout_us is None else int(timeout_us * 1000)
     table = gro.GroTable(max_flows=max_flows, timeout_ns=timeout_ns, slot_size=slot_size, max_size=max_size,
                          csum=csum, cwr=cwr, udp=udp, verify=verify, max_held=max(64, max_flows * 4))
-    error = None
     read = written = 0
-    prog = Progress(reader.size, "coalesce") if progress else None
+    batches = Batches(reader, "coalesce", batch_frames, progress=progress, note=lambda: f"{read} frames")
     last_ts = 0
     with pcap.PcapWriter(dst, **opts) as w:
         try:
-            for b in reader.iter_batches(batch_frames):
+            for b in batches:
                 read += len(b)
                 if b.ts is not None and len(b):
                     last_ts = int(b.ts[-1])
                 out = table.push(b, now=last_ts)
                 w.write(out)
                 written += len(out)
-                if prog:
-                    prog.update(reader.pos, f"{read} frames")
-        except pcap.PcapError as e:
-            error = {"offset": e.offset, "reason": e.reason}
         finally:
             out = table.flush(now=last_ts)
             w.write(out)
             written += len(out)
-            if prog:
-                prog.close()
     c = table.counters
-    return {"input": src, "output": dst, "frames_read": read, "frames_written": written, **c, "error": error}
+    return {"input": src, "output": dst, "frames_read": read, "frames_written": written, **c,
+            "error": batches.error}
 
 
 def render(s: dict) -> str:
@@ -112,8 +106,7 @@ def render(s: dict) -> str:
     if s["refused"]:
         w.append("merges refused (a new aggregate started) by: " + ", ".join(f"{k} {v}" for k, v in s["refused"].items()))
     if s["error"]:
-        w.append(f"INPUT DAMAGED at byte offset {s['error']['offset']}: {s['error']['reason']} "
-                 f"(the {s['frames_read']} frames before it were coalesced and written)")
+        w.append("input " + damage_line(s["error"], f"the {s['frames_read']} frames before it were coalesced and written"))
     return "\n".join(w)
 
 

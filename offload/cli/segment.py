@@ -14,6 +14,7 @@ import json
 import sys
 
 from . import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from ._common import damage_line
 
 
 def register(subparsers) -> None:
@@ -60,12 +61,11 @@ def segment_file(src: str, dst: str, mtu: int | None = 1500, mss: int | None = N
 
     from .. import gso, pcap
     from .. import status as S
-    from ._progress import Progress
+    from ._common import Batches, open_capture
 
     if mss is None and mtu is None:
         mtu = 1500
-    kw = {} if max_frame is None else {"max_frame": max_frame}
-    reader = pcap.PcapReader(src, **kw)
+    reader = open_capture(src, max_frame)
     opts = reader.writer_options()
     if fmt is not None and fmt != opts["format"]:
         opts = {"format": fmt, "byte_order": opts.get("byte_order", "<")}
@@ -74,12 +74,12 @@ def segment_file(src: str, dst: str, mtu: int | None = 1500, mss: int | None = N
     opts["snaplen"] = max(int(opts.get("snaplen") or 0), pcap.DEFAULT_SNAPLEN, reader.max_frame)
     totals = dict.fromkeys(gso.COUNTER_NAMES, 0)
     refused: dict[str, int] = {}
-    error = None
-    prog = Progress(reader.size, "segment") if progress else None
+    batches = Batches(reader, "segment", batch_frames, progress=progress,
+                      note=lambda: f"{totals['segments']} segments")
     writer = None
     try:
         writer = pcap.PcapWriter(dst, **opts)
-        for b in reader.iter_batches(batch_frames):
+        for b in batches:
             r = gso.segment(b, mtu=mtu, mss=mss, udp=udp, csum=csum, fixedid=fixedid,
                             refused="drop" if drop_refused else "pass")
             out = r.out
@@ -95,13 +95,7 @@ def segment_file(src: str, dst: str, mtu: int | None = 1500, mss: int | None = N
                 totals[k] += int(v)
             for k, v in r.refused.items():
                 refused[k] = refused.get(k, 0) + v
-            if prog:
-                prog.update(reader.pos, f"{totals['segments']} segments")
-    except pcap.PcapError as e:
-        error = {"offset": e.offset, "reason": e.reason}
     finally:
-        if prog:
-            prog.close()
         if writer is not None:
             writer.close()
     return {
@@ -110,7 +104,7 @@ def segment_file(src: str, dst: str, mtu: int | None = 1500, mss: int | None = N
         "segments_written": totals["segments"], "passed_through": totals["passed"],
         "passed_oversize": totals["not_supported"], "refused": totals["refused"],
         "refused_reasons": refused, "refused_written": 0 if drop_refused else totals["refused"],
-        "bytes_written": totals["bytes_out"], "error": error,
+        "bytes_written": totals["bytes_out"], "error": batches.error,
     }
 
 
@@ -126,14 +120,13 @@ def render(s: dict) -> str:
             f"  ({s['passed_oversize']} over the MTU but not TCP/UDP or already fragments)"
             if s["passed_oversize"] else ""),
         f"frames refused      {s['refused']}" + (
-            f"  (copied unchanged)" if s["refused"] and s["refused_written"] else
+            "  (copied unchanged)" if s["refused"] and s["refused_written"] else
             "  (left out)" if s["refused"] else ""),
     ]
     for reason, n in sorted(s["refused_reasons"].items(), key=lambda kv: -kv[1]):
         lines.append(f"  {n:>8}  {reason}")
     if s["error"]:
-        lines.append(f"input damaged at byte offset {s['error']['offset']}: {s['error']['reason']} "
-                     f"(frames before it were segmented and written)")
+        lines.append("input " + damage_line(s["error"], "frames before it were segmented and written"))
     return "\n".join(lines)
 
 

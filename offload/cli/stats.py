@@ -13,6 +13,7 @@ import json
 import sys
 
 from . import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK
+from ._common import damage_line
 
 LINK_NAMES = {
     0: "BSD loopback", 1: "Ethernet", 9: "PPP", 12: "raw IP", 14: "raw IP", 101: "raw IP",
@@ -65,11 +66,10 @@ def collect(path: str, mtu: int = 1500, max_frame: int | None = None, progress: 
     """
     import numpy as np
 
-    from .. import pcap, status
-    from ._progress import Progress
+    from .. import status
+    from ._common import Batches, open_capture
 
-    kw = {} if max_frame is None else {"max_frame": max_frame}
-    reader = pcap.PcapReader(path, **kw)
+    reader = open_capture(path, max_frame)
     links = np.zeros(65536, np.int64)
     stat = np.zeros(65536, np.int64)
     mix_frames = np.zeros(3 * 257, np.int64)
@@ -77,33 +77,24 @@ def collect(path: str, mtu: int = 1500, max_frame: int | None = None, progress: 
     sup = np.zeros(3 * 257, np.int64)
     sup_max = np.zeros(3 * 257, np.int64)
     frames = cap_bytes = wire_bytes = 0
-    error = None
-    prog = Progress(reader.size, "stats") if progress else None
-    try:
-        for b in reader.iter_batches(batch_frames, parse=True):
-            m = b.meta
-            frames += len(b)
-            cap_bytes += int(b.len.sum())
-            wire_bytes += int(b.wire_len.sum())
-            links += np.bincount(m["link"], minlength=65536)
-            stat += np.bincount(m["status"], minlength=65536)
-            l3 = np.where(m["l3_proto"] == 0x0800, 1, np.where(m["l3_proto"] == 0x86DD, 2, 0))
-            l4 = np.where((l3 > 0) & ((m["l4_off"] >= 0) | (m["l4_proto"] != 0)), m["l4_proto"].astype(np.int64), 256)
-            key = l3 * 257 + np.where(l3 > 0, l4, 256)
-            mix_frames += np.bincount(key, minlength=3 * 257)
-            mix_bytes += np.bincount(key, weights=b.wire_len, minlength=3 * 257).astype(np.int64)
-            iplen = np.where((l3 > 0) & (m["l3_end"] > m["l3_off"]), m["l3_end"].astype(np.int64) - m["l3_off"], 0)
-            big = iplen > mtu
-            if big.any():
-                sup += np.bincount(key[big], minlength=3 * 257)
-                np.maximum.at(sup_max, key[big], iplen[big])
-            if prog:
-                prog.update(reader.pos, f"{frames} frames")
-    except pcap.PcapError as e:
-        error = {"offset": e.offset, "reason": e.reason}
-    finally:
-        if prog:
-            prog.close()
+    batches = Batches(reader, "stats", batch_frames, parse=True, progress=progress, note=lambda: f"{frames} frames")
+    for b in batches:
+        m = b.meta
+        frames += len(b)
+        cap_bytes += int(b.len.sum())
+        wire_bytes += int(b.wire_len.sum())
+        links += np.bincount(m["link"], minlength=65536)
+        stat += np.bincount(m["status"], minlength=65536)
+        l3 = np.where(m["l3_proto"] == 0x0800, 1, np.where(m["l3_proto"] == 0x86DD, 2, 0))
+        l4 = np.where((l3 > 0) & ((m["l4_off"] >= 0) | (m["l4_proto"] != 0)), m["l4_proto"].astype(np.int64), 256)
+        key = l3 * 257 + np.where(l3 > 0, l4, 256)
+        mix_frames += np.bincount(key, minlength=3 * 257)
+        mix_bytes += np.bincount(key, weights=b.wire_len, minlength=3 * 257).astype(np.int64)
+        iplen = np.where((l3 > 0) & (m["l3_end"] > m["l3_off"]), m["l3_end"].astype(np.int64) - m["l3_off"], 0)
+        big = iplen > mtu
+        if big.any():
+            sup += np.bincount(key[big], minlength=3 * 257)
+            np.maximum.at(sup_max, key[big], iplen[big])
 
     def mix_rows(counts, extra=None):
         rows = []
@@ -131,7 +122,7 @@ def collect(path: str, mtu: int = 1500, max_frame: int | None = None, progress: 
         "super_frames_by_protocol": mix_rows(sup, lambda k: {"largest_ip_packet": int(sup_max[k])}),
         "malformed": sum(malformed.values()),
         "malformed_by_reason": dict(sorted(malformed.items(), key=lambda kv: -kv[1])),
-        "error": error,
+        "error": batches.error,
     }
     return out
 
@@ -157,8 +148,7 @@ def render(s: dict) -> str:
         w.append(f"  {reason:<44}{n:>8}")
     if s["error"]:
         w.append("")
-        w.append(f"FILE DAMAGED at byte offset {s['error']['offset']}: {s['error']['reason']} "
-                 f"(the {s['frames']} frames before it are counted above)")
+        w.append("file " + damage_line(s["error"], f"the {s['frames']} frames before it are counted above"))
     return "\n".join(w)
 
 
