@@ -52,6 +52,7 @@ for ns). Files this module writes round-trip byte for byte:
 from __future__ import annotations
 
 import builtins
+import io
 import mmap
 import os
 import struct
@@ -62,6 +63,7 @@ import numpy as np
 from numba import njit
 
 from .batch import LINK_ETHERNET, META_DTYPE, PacketBatch
+from .csum import copy_words
 from .parse import parse_one
 
 DEFAULT_MAX_FRAME = 256 * 1024
@@ -784,6 +786,46 @@ def iter_batches(source, n: int = 4096, parse: bool = False, **kw) -> Iterator[P
 # writing
 
 
+# Bits of the mask :func:`check_records` returns: what a batch holds that the file cannot.
+W_SNAPLEN = 1        # a frame longer than the snaplen
+W_WIRE = 2           # a wire length outside 0 .. 2**32-1
+W_TS_PCAP = 4        # a timestamp outside [0, 2**32) s (classic pcap)
+W_TS_NEG = 8         # a negative timestamp (pcapng)
+W_LINK = 16          # a link type other than the file's (classic pcap)
+W_SPAN = 32          # a frame outside its batch's buffer
+
+
+@njit(cache=True, nogil=True)
+def check_records(bufsize, off, length, wire, has_wire, ts, has_ts, links, link, snaplen, pcapng):
+    """Bitmask of the ``W_*`` problems in a batch (0 = writable), in one pass over its index.
+
+    ``wire``/``ts`` are read only when ``has_wire``/``has_ts`` (else the frame length
+    and 0 stand in); ``link`` is the classic pcap header's link type (low 16 bits),
+    ignored for pcapng."""
+    bad = 0
+    tmax = np.int64(1 << 32) * 1000000000
+    for i in range(off.shape[0]):
+        n = length[i]
+        o = off[i]
+        if o < 0 or n < 0 or n > bufsize - o:
+            bad |= W_SPAN
+        if snaplen > 0 and n > snaplen:
+            bad |= W_SNAPLEN
+        w = wire[i] if has_wire else n
+        if w < 0 or w > 0xFFFFFFFF:
+            bad |= W_WIRE
+        t = ts[i] if has_ts else np.int64(0)
+        if pcapng:
+            if t < 0:
+                bad |= W_TS_NEG
+        else:
+            if t < 0 or t >= tmax:
+                bad |= W_TS_PCAP
+            if links[i] != link:
+                bad |= W_LINK
+    return bad
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _wr32(out, p, v, be):
     if be:
@@ -799,35 +841,42 @@ def _wr32(out, p, v, be):
 
 
 @njit(cache=True, nogil=True)
-def emit_records(buf, off, length, wire, ts, fid, lo, hi, be, pcapng, ns_res, out):
-    """Serialise frames ``lo..hi-1`` as pcap records (``pcapng=0``) or EPBs into ``out``.
+def emit_records(buf, off, length, wire, has_wire, ts, has_ts, fid, lo, hi, be, pcapng, ns_res, out):
+    """Serialise frames ``lo..hi-1`` as pcap records (``pcapng=0``) or EPBs into ``out``,
+    as many as fit. Returns ``(bytes written, index of the first frame not written)``.
 
-    ``ts`` in ns; written as µs (floor) unless ``ns_res``. ``fid`` is the
-    pcapng interface id per frame. Returns the bytes written.
+    ``ts`` in ns (0 when not ``has_ts``); written as µs (floor) unless ``ns_res``.
+    ``wire`` is the original length (the frame length when not ``has_wire``); ``fid``
+    the pcapng interface id per frame. The frames must lie inside ``buf``
+    (:func:`check_records`): they are copied with :func:`offload.csum.copy_words`.
     """
     p = 0
-    for i in range(lo, hi):
+    cap = out.shape[0]
+    i = lo
+    while i < hi:
         n = length[i]
-        t = ts[i]
+        t = ts[i] if has_ts else np.int64(0)
+        w = wire[i] if has_wire else n
         if pcapng:
-            ticks = t if ns_res else t // 1000
             blen = 32 + ((n + 3) & ~3)
+            if blen > cap - p:
+                break
+            ticks = t if ns_res else t // 1000
             _wr32(out, p, BT_EPB, be)
             _wr32(out, p + 4, blen, be)
             _wr32(out, p + 8, fid[i], be)
             _wr32(out, p + 12, ticks >> 32, be)
             _wr32(out, p + 16, ticks & 0xFFFFFFFF, be)
             _wr32(out, p + 20, n, be)
-            _wr32(out, p + 24, wire[i], be)
-            s = off[i]
-            d = p + 28
-            for k in range(n):
-                out[d + k] = buf[s + k]
-            for k in range(n, (n + 3) & ~3):
-                out[d + k] = 0
+            _wr32(out, p + 24, w, be)
+            copy_words(buf, off[i], out, p + 28, n)
+            for k in range(p + 28 + n, p + blen - 4):
+                out[k] = 0
             _wr32(out, p + blen - 4, blen, be)
             p += blen
         else:
+            if 16 + n > cap - p:
+                break
             sec = t // 1000000000
             frac = t - sec * 1000000000
             if not ns_res:
@@ -835,13 +884,63 @@ def emit_records(buf, off, length, wire, ts, fid, lo, hi, be, pcapng, ns_res, ou
             _wr32(out, p, sec, be)
             _wr32(out, p + 4, frac, be)
             _wr32(out, p + 8, n, be)
-            _wr32(out, p + 12, wire[i], be)
-            s = off[i]
-            d = p + 16
-            for k in range(n):
-                out[d + k] = buf[s + k]
+            _wr32(out, p + 12, w, be)
+            copy_words(buf, off[i], out, p + 16, n)
             p += 16 + n
-    return p
+        i += 1
+    return p, i
+
+
+@njit(cache=True, nogil=True)
+def record_bytes(length, lo, hi, pcapng):
+    """Bytes that frames ``lo..hi-1`` take as pcap records (``pcapng=0``) or EPBs."""
+    t = 0
+    if pcapng:
+        for i in range(lo, hi):
+            t += 32 + ((length[i] + 3) & ~3)
+    else:
+        for i in range(lo, hi):
+            t += 16 + length[i]
+    return t
+
+
+@njit(cache=True, nogil=True)
+def declared_ifaces(links, iface, has_iface, table, declared, fid):
+    """The steady state of a pcapng writer, in one pass: when every frame goes to an
+    interface whose IDB is already written, store its id in ``fid`` and return 1; else
+    return 0 (the writer then takes its general path, which declares or refuses).
+
+    With ``has_iface`` the id is the frame's ``iface`` and must have the frame's link
+    type in ``table`` (link type per id); without, it is the lowest id with that link."""
+    last_lk = np.int64(-1)
+    last_g = np.int64(-1)
+    nt = table.shape[0]
+    for i in range(links.shape[0]):
+        lk = np.int64(links[i])
+        if has_iface:
+            g = np.int64(iface[i])
+            if g < 0 or g >= declared or table[g] != lk:
+                return 0
+        else:
+            if lk != last_lk:
+                last_g = -1
+                for j in range(nt):
+                    if table[j] == lk:
+                        last_g = j
+                        break
+                if last_g < 0 or last_g >= declared:
+                    return 0
+                last_lk = lk
+            g = last_g
+        fid[i] = g
+    return 1
+
+
+# Records are built in a reusable buffer of at most this many bytes (more only for a
+# single larger record) and handed to the file in one write() each.
+_WRITE_CHUNK = 4 << 20
+_NO_I64 = np.zeros(1, np.int64)
+_NO_I32 = np.zeros(1, np.int32)
 
 
 class PcapWriter(_Closing):
@@ -893,6 +992,9 @@ class PcapWriter(_Closing):
         self._table: list[int] = []      # pcapng: link type of every interface id known so far
         self._declared = 0               # pcapng: IDBs written (ids 0.._declared-1)
         self._header_done = False
+        self._out: np.ndarray | None = None
+        self._io = isinstance(self._f, io.IOBase)
+        self._bytesio = type(self._f) is io.BytesIO    # a subclass may mean its own write()
         self.frames_written = 0
         if format == "pcapng":
             self._f.write(struct.pack(self.bo + "IIIHHq", PCAPNG_SHB, 28, PCAPNG_BOM, 1, 0, -1)
@@ -927,47 +1029,61 @@ class PcapWriter(_Closing):
                               else int(batch.meta["link"][0]) if n else LINK_ETHERNET)
         if n == 0:
             return
-        ts = batch.ts if batch.ts is not None else np.zeros(n, np.int64)
-        wire = batch.wire_len if batch.wire_len is not None else batch.len
-        if self.snaplen and int(batch.len.max()) > self.snaplen:
-            raise ValueError(f"a frame of {int(batch.len.max())} bytes exceeds snaplen {self.snaplen}; "
-                             "pass a larger snaplen=")
-        if int(wire.min()) < 0 or int(wire.max()) > 0xFFFFFFFF:
-            raise ValueError("wire_len must fit in 32 bits")
+        buf = batch.buf if batch.buf.flags.c_contiguous else np.ascontiguousarray(batch.buf)
+        has_ts = batch.ts is not None
+        has_wire = batch.wire_len is not None
+        ts = batch.ts if has_ts else _NO_I64
+        wire = batch.wire_len if has_wire else _NO_I64
         links = batch.meta["link"]
-        if self.format == "pcap":
-            if int(ts.min()) < 0 or int(ts.max()) >= (1 << 32) * 1000000000:
-                raise ValueError("classic pcap timestamps must lie in [0, 2**32) seconds")
-            if np.any(links != (self.link & 0xFFFF)):
-                raise ValueError(f"classic pcap holds one link type ({self.link}); this batch has "
-                                 f"{sorted(set(links.tolist()))}: use format='pcapng'")
-            fid = np.zeros(1, np.int64)
-            cuts = []
-        else:
-            if int(ts.min()) < 0:
-                raise ValueError("pcapng timestamps must not be negative")
+        pcapng = self.format == "pcapng"
+        bad = check_records(buf.size, batch.off, batch.len, wire, has_wire, ts, has_ts, links,
+                            0 if pcapng else self.link & 0xFFFF, self.snaplen, pcapng)
+        if bad:
+            self._refuse(bad, batch, links)
+        if pcapng:
             fid, cuts = self._assign_ifaces(batch, links)
+        else:
+            fid, cuts = _NO_I64, []
         pos = 0
         for at, upto in cuts + [(n, 0)]:
-            self._emit(batch, ts, wire, fid, pos, at)
+            self._emit(buf, batch, ts, has_ts, wire, has_wire, fid, pos, at)
             self._declare_upto(upto)
             pos = at
         self.frames_written += n
 
+    def _refuse(self, bad: int, batch: PacketBatch, links) -> None:
+        """Raise the ValueError for the first problem (in this order) that ``bad`` names."""
+        if bad & W_SPAN:
+            raise ValueError("a frame lies outside its batch's buffer")
+        if bad & W_SNAPLEN:
+            raise ValueError(f"a frame of {int(batch.len.max())} bytes exceeds snaplen {self.snaplen}; "
+                             "pass a larger snaplen=")
+        if bad & W_WIRE:
+            raise ValueError("wire_len must fit in 32 bits")
+        if bad & W_TS_PCAP:
+            raise ValueError("classic pcap timestamps must lie in [0, 2**32) seconds")
+        if bad & W_LINK:
+            raise ValueError(f"classic pcap holds one link type ({self.link}); this batch has "
+                             f"{sorted(set(links.tolist()))}: use format='pcapng'")
+        raise ValueError("pcapng timestamps must not be negative")
+
     def _assign_ifaces(self, batch, links):
         """File interface id per frame, and where IDBs go: [(frame index, declare ids below this)]."""
         n = len(batch)
+        fid = np.empty(n, np.int64)
+        has_iface = batch.iface is not None
+        if self._declared and declared_ifaces(links, batch.iface if has_iface else _NO_I32, has_iface,
+                                              np.array(self._table, np.int64), self._declared, fid):
+            return fid, []
         table = self._table
-        if batch.iface is None:
+        if not has_iface:
             # one interface per link type: the first id with that link, else a new one
             ul, first = np.unique(links, return_index=True)
             for _, lk in sorted(zip(first.tolist(), ul.tolist())):
                 if lk not in table:
                     table.append(lk)
-            lut = np.zeros(65536, np.int64)
-            for i in reversed(range(len(table))):
-                lut[table[i]] = i
-            fid = lut[links]
+            first_id = np.array([table.index(lk) for lk in ul.tolist()], np.int64)
+            fid = first_id[np.searchsorted(ul, links)]
         else:
             fid = batch.iface.astype(np.int64)
             if int(fid.min()) < 0:
@@ -1001,19 +1117,45 @@ class PcapWriter(_Closing):
                 cuts.append((need[i], i + 1))
         return fid, cuts
 
-    def _emit(self, batch, ts, wire, fid, lo, hi):
+    def _emit(self, buf, batch, ts, has_ts, wire, has_wire, fid, lo, hi):
+        """Frames ``lo..hi-1``: records built by one kernel call per chunk in a reusable
+        buffer, one ``write()`` per chunk."""
         if hi <= lo:
             return
-        ln = batch.len[lo:hi]
-        if self.format == "pcapng":
-            size = int((32 + ((ln + 3) & ~3)).sum())
-        else:
-            size = int(ln.sum()) + 16 * (hi - lo)
-        out = np.empty(size, np.uint8)
-        w = emit_records(batch.buf, batch.off, batch.len, wire, ts, fid, lo, hi, 1 if self.bo == ">" else 0,
-                         self.format == "pcapng", self.ns, out)
-        assert w == size
-        self._f.write(memoryview(out))
+        pcapng = self.format == "pcapng"
+        be = 1 if self.bo == ">" else 0
+        if self._bytesio:
+            # in memory: the records are built in place in the BytesIO's own buffer
+            # (a scratch buffer beside a growing BytesIO costs a page fault per 4 KB here)
+            f = self._f
+            pos = f.tell()
+            end = pos + record_bytes(batch.len, lo, hi, pcapng)
+            f.seek(end - 1)
+            f.write(b"\0")
+            with f.getbuffer() as mv:
+                out = np.frombuffer(mv, np.uint8)[pos:end]
+                w, _ = emit_records(buf, batch.off, batch.len, wire, has_wire, ts, has_ts, fid, lo, hi, be,
+                                    pcapng, self.ns, out)
+                del out
+            assert w == end - pos
+            return
+        if self._out is None:
+            need = record_bytes(batch.len, lo, hi, pcapng)
+            self._out = np.empty(min(max(need, 1 << 16), _WRITE_CHUNK), np.uint8)
+        while lo < hi:
+            out = self._out
+            w, nxt = emit_records(buf, batch.off, batch.len, wire, has_wire, ts, has_ts, fid, lo, hi, be,
+                                  pcapng, self.ns, out)
+            if nxt < hi:
+                # full: the next buffer takes a whole chunk (or the one record that is larger)
+                grow = max(_WRITE_CHUNK, int(batch.len[nxt]) + 36) if nxt == lo else _WRITE_CHUNK
+                if grow > out.size:
+                    self._out = np.empty(grow, np.uint8)
+            if w:
+                # io objects must not keep the buffer past write() (io docs), so it is
+                # reused; any other object with a write() gets bytes of its own
+                self._f.write(memoryview(out)[:w] if self._io else out[:w].tobytes())
+            lo = nxt
 
     def close(self) -> None:
         """Finish the file (a pcap with no frames still gets its header) and close it if we opened it."""
@@ -1038,7 +1180,6 @@ def write(dest, batch: PacketBatch, **kw) -> None:
 
 def to_bytes(batch: PacketBatch, **kw) -> bytes:
     """The file :func:`write` would produce, as bytes."""
-    import io
     f = io.BytesIO()
     with PcapWriter(f, **kw) as w:
         w.write(batch)
