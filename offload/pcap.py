@@ -186,6 +186,8 @@ def _rd32(buf, i, be):
 # Walking ahead, touching that line, then parsing the run while it is still in
 # L1/L2 lets the misses overlap.
 _LAG = 32
+_META_WORDS = META_DTYPE.itemsize // 8
+assert META_DTYPE.itemsize % 8 == 0
 # Every cache line up to _AHEAD bytes past the walk position is touched before
 # each run: independent loads that the core keeps many of in flight, so the
 # dependent header loads of the walk then hit cache (measured here: the bare
@@ -209,8 +211,12 @@ def _touch(buf, tp, pos, end):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _note(buf, data, cap, lk, meta, n):
-    """Record frame ``n``'s link type; touch its second cache line. Returns the byte read."""
+def _note(buf, data, cap, lk, meta, mz, n):
+    """Zero frame ``n``'s meta record (``mz``: its uint64 words), set its link type; touch the
+    frame's second cache line. Returns the byte read."""
+    w = n * _META_WORDS
+    for k in range(_META_WORDS):
+        mz[w + k] = 0
     meta[n].link = lk
     if cap > 64:
         return np.int64(buf[data + 64])
@@ -234,7 +240,7 @@ def _finish(buf, off, length, meta, lo, hi, do_parse):
 
 @njit(cache=True, nogil=True)
 def _index_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame, strict, link,
-                off, length, wire, ts, meta, n0, n1):
+                off, length, wire, ts, meta, mz, n0, n1):
     n = n0
     sink = np.int64(0)
     while n < n1:
@@ -259,7 +265,7 @@ def _index_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame, strict, 
             ts[n] = sec * 1000000000 + frac
         else:
             ts[n] = sec * 1000000000 + frac * 1000
-        sink += _note(buf, pos + rec_hdr, cap, link, meta, n)
+        sink += _note(buf, pos + rec_hdr, cap, link, meta, mz, n)
         n += 1
         pos += rec_hdr + cap
     return n, pos, 0, pos, 0, sink
@@ -268,13 +274,13 @@ def _index_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame, strict, 
 
 @njit(cache=True, nogil=True)
 def walk_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame, strict, link,
-              off, length, wire, ts, meta, do_parse, maxn):
+              off, length, wire, ts, meta, mz, do_parse, maxn):
     """Index classic pcap records from ``buf[pos:end]`` into the output arrays.
 
     ``be``: file is big-endian; ``ns_res``: fraction field is ns (else µs);
     ``rec_hdr``: 16, or 24 for Kuznetsov records; ``link``: the header's
-    LINKTYPE. ``meta`` must be zeroed (``META_DTYPE``); each frame gets its link
-    type and, if ``do_parse``, is parsed (:func:`offload.parse.parse_one`)
+    LINKTYPE. ``meta`` (``META_DTYPE``) need not be zeroed: each frame's record is
+    zeroed through ``mz`` (``meta.view(np.uint64)``), then gets its link type and, if ``do_parse``, is parsed (:func:`offload.parse.parse_one`)
     while its bytes are in cache. Fills at most ``maxn`` entries. Returns
     ``(n, pos, err, err_pos, err_val, sink)``: frames indexed, the offset after
     the last one, an ``E_*`` code (0 = none) with the offset of the damaged
@@ -288,7 +294,7 @@ def walk_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame, strict, li
         sink += t
         hi = min(n + _LAG, maxn)
         k, pos, err, epos, evl, t = _index_pcap(buf, pos, end, be, ns_res, rec_hdr, snaplen, max_frame,
-                                                strict, link, off, length, wire, ts, meta, n, hi)
+                                                strict, link, off, length, wire, ts, meta, mz, n, hi)
         _finish(buf, off, length, meta, n, k, do_parse)
         sink += t
         n = k
@@ -315,7 +321,7 @@ def _ticks_to_ns(ticks, mul, div, shift, tsoff):
 
 @njit(cache=True, nogil=True)
 def _index_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, if_tsoff, if_pos, if_res,
-                if_sec, max_frame, max_block, strict, off, length, wire, ts, iface, meta, n0, n1):
+                if_sec, max_frame, max_block, strict, off, length, wire, ts, iface, meta, mz, n0, n1):
     n = n0
     sink = np.int64(0)
     maxif = if_link.shape[0]
@@ -459,7 +465,7 @@ def _index_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift,
                 ts[n] = 0
             else:
                 ts[n] = _ticks_to_ns(ticks, if_mul[g], if_div[g], if_shift[g], if_tsoff[g])
-            sink += _note(buf, data, cap, if_link[g], meta, n)
+            sink += _note(buf, data, cap, if_link[g], meta, mz, n)
             n += 1
         pos += blen
     return n, pos, 0, pos, 0, sink
@@ -467,7 +473,7 @@ def _index_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift,
 
 @njit(cache=True, nogil=True)
 def walk_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, if_tsoff, if_pos, if_res,
-                if_sec, max_frame, max_block, strict, off, length, wire, ts, iface, meta, do_parse, maxn):
+                if_sec, max_frame, max_block, strict, off, length, wire, ts, iface, meta, mz, do_parse, maxn):
     """Index pcapng packets from ``buf[pos:end]`` (``pos`` at a block boundary).
 
     ``st`` (int64[4]) carries state between calls: ``[big_endian,
@@ -484,7 +490,7 @@ def walk_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift, i
         hi = min(n + _LAG, maxn)
         k, pos, err, epos, evl, t = _index_pcapng(buf, pos, end, st, if_link, if_snap, if_mul, if_div, if_shift,
                                                   if_tsoff, if_pos, if_res, if_sec, max_frame, max_block, strict,
-                                                  off, length, wire, ts, iface, meta, n, hi)
+                                                  off, length, wire, ts, iface, meta, mz, n, hi)
         _finish(buf, off, length, meta, n, k, do_parse)
         sink += t
         n = k
@@ -604,8 +610,9 @@ class PcapReader(_Closing):
         st = self._st.copy()
         tabs = [t.copy() for t in self._if]
         one = np.zeros(1, np.int64)
+        meta1 = np.zeros(1, META_DTYPE)
         r = walk_pcapng(self.buf, 0, self.size, st, *tabs, self.max_frame, self.max_block, self.strict,
-                        one, one.copy(), one.copy(), one.copy(), one.copy(), np.zeros(1, META_DTYPE), False, 1)
+                        one, one.copy(), one.copy(), one.copy(), one.copy(), meta1, meta1.view(np.uint64), False, 1)
         if r[2] and r[3] == 0:
             raise PcapError(0, _ERR_TEXT[r[2]].format(v=r[4]), self.path)
         self._peeked = self._tables_to_interfaces(tabs, int(st[2]))
@@ -659,21 +666,24 @@ class PcapReader(_Closing):
         # the previous batch (which the caller may still be using) stays mapped
         self._release_behind(self._batch_start)
         self._batch_start = self.pos
-        off = np.empty(n, np.int64)
-        ln = np.empty(n, np.int64)
-        wire = np.empty(n, np.int64)
-        ts = np.empty(n, np.int64)
-        meta = np.zeros(n, META_DTYPE)
+        # every record takes at least 16 bytes: no more entries than that can be filled
+        cap = min(n, (self.size - self.pos) // 16 + 1)
+        off = np.empty(cap, np.int64)
+        ln = np.empty(cap, np.int64)
+        wire = np.empty(cap, np.int64)
+        ts = np.empty(cap, np.int64)
+        meta = np.empty(cap, META_DTYPE)     # the walk zeroes each record it fills
+        mz = meta.view(np.uint64)
         if self.format == "pcap":
             k, pos, err, epos, eval_, _ = walk_pcap(self.buf, self.pos, self.size, self._be, self._ns,
                                                     self._rec_hdr, self.snaplen, self.max_frame, self.strict,
-                                                    self.link, off, ln, wire, ts, meta, parse, n)
+                                                    self.link, off, ln, wire, ts, meta, mz, parse, cap)
             iface = None
         else:
-            iface = np.empty(n, np.int64)
+            iface = np.empty(cap, np.int64)
             k, pos, err, epos, eval_, _ = walk_pcapng(self.buf, self.pos, self.size, self._st, *self._if,
                                                       self.max_frame, self.max_block, self.strict,
-                                                      off, ln, wire, ts, iface, meta, parse, n)
+                                                      off, ln, wire, ts, iface, meta, mz, parse, cap)
             iface = iface[:k]
         meta = meta[:k]
         self.pos = int(pos)
@@ -681,7 +691,7 @@ class PcapReader(_Closing):
         if err:
             self._done = True
             self._error = PcapError(epos, _ERR_TEXT[err].format(v=int(eval_)), self.path, self.frames_read)
-        elif k < n:
+        elif k < cap:
             self._done = True
         if k == 0:
             return None
@@ -713,15 +723,16 @@ class PcapReader(_Closing):
     def read_all(self, parse: bool = False) -> PacketBatch:
         """Every (remaining) frame as one batch; on damage raise PcapError with ``.batch`` set."""
         parts = []
-        n = 65536
+        n = 65536                 # per walk; index arrays are sized from the bytes left (_next)
         self._release = False     # the whole file is wanted at once: keep it mapped
-        try:
-            for b in self.iter_batches(n, parse):
+        while not self._done:
+            b = self._next(n, parse)
+            if b is not None:
                 parts.append(b)
-                n = min(n * 2, 1 << 22)
-        except PcapError as e:
-            e.batch = _join(parts, self)
-            raise
+            n = min(n * 2, 1 << 22)
+        if self._error is not None:
+            self._error.batch = _join(parts, self)
+            raise self._error
         return _join(parts, self)
 
     def writer_options(self) -> dict:
