@@ -69,14 +69,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from llvmlite import ir as _ir
+from numba import carray, from_dtype, njit
+from numba.core import types as _nbt
+from numba.core.extending import intrinsic
 
 from . import status as S
 from . import vnet as V
 from .batch import META_DTYPE, OutputArena, PacketBatch, new_meta
 from .csum import (copy_sum_words, copy_words, csum_add, csum_add_at, load64,
                    pseudo_sum_v4, pseudo_sum_v6, sum_short)
-from .parse import parse_frames, parse_one
+from .parse import _borrow, parse_frames, parse_one
 
 # --- parameters (P[...]) -----------------------------------------------------
 P_MAX_SIZE = 0      # aggregate IP packet length must stay below this (bytes)
@@ -175,6 +178,63 @@ UDP_GRO_CNT_MAX = 64
 _JUMBO_ROOM = 8                   # headroom kept in front of an output frame for the IPv6 jumbo option
 
 _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+# --- engine state (one int64 array, see _State): where each part starts, and the
+# addresses of the arrays of other types (store bytes and records, output arena) --------
+H_P = 0
+H_C = 1
+H_ST = 2
+H_AGG = 3
+H_NAGG = 4
+H_HTAB = 5
+H_HSIZE = 6
+H_AFREE = 7
+H_SFREE = 8
+H_SX = 9
+H_NSX = 10          # store slots (streaming) or the largest burst (burst mode)
+H_SOFF = 11
+H_SLEN = 12
+H_SBUF = 13         # address and length of the store bytes (streaming)
+H_SBUF_N = 14
+H_SMETA = 15
+H_OBUF = 16         # address and length of the output arena's bytes
+H_OBUF_N = 17
+H_OMETA = 18
+H_O2 = 19           # address of the arena's (3, max_frames) off/len/ts rows
+H_O2_N = 20         # max_frames
+H_N = 24
+
+_NOT_CONTIG = -(1 << 62)
+_META_ITEMSIZE = META_DTYPE.itemsize
+_REC = from_dtype(META_DTYPE)
+
+
+def _mk_at(ty):
+    @intrinsic
+    def at(typingctx, addr):
+        """A pointer to ``ty`` from an address (int64) kept alive by the caller."""
+        sig = _nbt.CPointer(ty)(_nbt.int64)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(_nbt.CPointer(ty)))
+        return sig, codegen
+    return at
+
+
+_at_u8 = _mk_at(_nbt.uint8)
+_at_i64 = _mk_at(_nbt.int64)
+_at_rec = _mk_at(_REC)
+
+
+@intrinsic
+def _addr(typingctx, arr):
+    """The data address of an array, as int64."""
+    sig = _nbt.int64(arr)
+
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.ptrtoint(a.data, _ir.IntType(64))
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -791,17 +851,59 @@ def _flush(a, reason, agg, htab, afree, sfree, sbuf, soff, slen, smeta, sx,
 # the engine
 # --------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _run(buf, off, length, meta, ts, src0,
-         sbuf, soff, slen, smeta, sx, stage,
-         agg, htab, afree, sfree, st,
-         obuf, o2, ometa, P, C, now, flush_all):
-    """Process frames [0, n) of the input; the store (sbuf, soff, slen, smeta, sx) holds the
-    frames of open aggregates: in burst mode it *is* the input (P_SLOT == 0), in streaming
-    mode frames are copied into slots of P_SLOT bytes of ``stage`` (the same array as
-    ``sbuf``; a separate argument so a read-only input, an mmapped capture, can be the
-    store in burst mode). ``flush_all``: 1 flush everything at
-    the end; 0 flush by timeout (``now``, ns); -1 flush nothing."""
-    n = off.shape[0]
+def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
+    """Process frames [0, n) of the input (the arrays of a PacketBatch, and ``ts``); ``I``
+    is the engine's state (:class:`_State`): parameters, counters, flow table and the
+    addresses of the store and of the output arena. The store (sbuf, soff, slen, smeta,
+    sx) holds the frames of open aggregates: in burst mode it *is* the input
+    (P_SLOT == 0), in streaming mode frames are copied into slots of P_SLOT bytes.
+    ``flush_all``: 1 flush everything at the end; 0 flush by timeout (``now``, ns); -1
+    flush nothing. Returns the number of output frames, -need when the arena is too
+    small, or _NOT_CONTIG when an input array is not contiguous (the caller copies).
+
+    Why one state array: the kernel used to take 22 arrays, and unboxing an array
+    argument costs ~0.1 us (a meminfo allocated and freed): 2-3 us per call, as much as
+    the work of a 32-frame burst. Every array inside is a view without a reference count
+    (``carray`` over an address, or a slice of ``I`` borrowed), so the helpers' array
+    arguments cost no atomic updates either."""
+    n = off_in.shape[0]
+    # (numpy gives arrays of 0 or 1 elements any stride: only longer ones are checked)
+    if (buf_in.shape[0] > 1 and buf_in.strides[0] != 1) or (n > 1 and (
+            off_in.strides[0] != 8 or len_in.strides[0] != 8 or ts_in.strides[0] != 8
+            or meta_in.strides[0] != _META_ITEMSIZE)):
+        return _NOT_CONTIG
+    buf = carray(_at_u8(_addr(buf_in)), buf_in.shape[0])
+    off = carray(_at_i64(_addr(off_in)), n)
+    length = carray(_at_i64(_addr(len_in)), n)
+    ts = carray(_at_i64(_addr(ts_in)), n)
+    meta = carray(_at_rec(_addr(meta_in)), n)
+    I = _borrow(I)
+    P = I[I[H_P]:I[H_P] + P_N]
+    C = I[I[H_C]:I[H_C] + C_N]
+    st = I[I[H_ST]:I[H_ST] + ST_N]
+    nagg = I[H_NAGG]
+    agg = I[I[H_AGG]:I[H_AGG] + AG_N * nagg].reshape((AG_N, nagg))
+    htab = I[I[H_HTAB]:I[H_HTAB] + I[H_HSIZE]]
+    afree = I[I[H_AFREE]:I[H_AFREE] + nagg]
+    nsx = I[H_NSX]
+    sx = I[I[H_SX]:I[H_SX] + 3 * nsx].reshape((3, nsx))
+    obuf = carray(_at_u8(I[H_OBUF]), I[H_OBUF_N])
+    nout = I[H_O2_N]
+    o2 = carray(_at_i64(I[H_O2]), (3, nout))
+    ometa = carray(_at_rec(I[H_OMETA]), nout)
+    if P[P_SLOT] > 0:
+        sbuf = carray(_at_u8(I[H_SBUF]), I[H_SBUF_N])
+        smeta = carray(_at_rec(I[H_SMETA]), nsx)
+        soff = I[I[H_SOFF]:I[H_SOFF] + nsx]
+        slen = I[I[H_SLEN]:I[H_SLEN] + nsx]
+        sfree = I[I[H_SFREE]:I[H_SFREE] + nsx]
+    else:
+        sbuf = buf
+        smeta = meta
+        soff = off
+        slen = length
+        sfree = afree
+    stage = sbuf
     stream = P[P_SLOT] > 0
     # room check up front (the caller grows the arena and calls again): every output frame is
     # at most its input bytes, plus alignment and jumbo room; held frames come out too
@@ -973,26 +1075,103 @@ def _run(buf, off, length, meta, ts, src0,
 # --------------------------------------------------------------------------------
 # Python API
 # --------------------------------------------------------------------------------
-_META_ITEMSIZE = META_DTYPE.itemsize
 _RUN_EP = []
 
 
-def _call_run(*args):
-    """Call :func:`_run` through its compiled entry point when the arrays have the layout of
-    the first call (contiguous ``buf`` and ``meta``): the dispatcher's type resolution of
-    three structured-dtype arrays costs microseconds per call -- as much as the kernel
-    itself for a burst of 32. Anything else goes through the dispatcher."""
-    buf, meta = args[0], args[3]
-    if _RUN_EP and buf.strides[0] == 1 and meta.strides[0] == _META_ITEMSIZE:
-        return _RUN_EP[0](*args)
-    r = _run(*args)
-    if not _RUN_EP and buf.strides[0] == 1 and meta.strides[0] == _META_ITEMSIZE \
-            and args[6].strides[0] == 1 and args[9].strides[0] == _META_ITEMSIZE \
-            and buf.flags.writeable and args[6].flags.writeable:
-        ov = _run.overloads.get(tuple(_run.typeof_pyval(a) for a in args))
-        if ov is not None:
-            _RUN_EP.append(ov.entry_point)
+def _canonical_sig():
+    u8 = _nbt.Array(_nbt.uint8, 1, "C")
+    i64 = _nbt.Array(_nbt.int64, 1, "C")
+    rec = _nbt.Array(_REC, 1, "C")
+    return (u8, i64, i64, rec, i64, i64, _nbt.int64, _nbt.int64, _nbt.int64)
+
+
+def _call_run(buf, off, ln, meta, ts, I, src0, now, flush_all):
+    """Call :func:`_run` through its compiled entry point (the dispatcher's type
+    resolution costs microseconds per call -- as much as the kernel itself for a burst of
+    32). Safe for any PacketBatch: its arrays are 1-D uint8 / int64 / META_DTYPE (the
+    constructor makes sure), and the kernel checks the layout itself (_NOT_CONTIG)."""
+    if _RUN_EP:
+        return _RUN_EP[0](buf, off, ln, meta, ts, I, src0, now, flush_all)
+    r = _run(buf, off, ln, meta, ts, I, src0, now, flush_all)
+    ov = _run.overloads.get(_canonical_sig())
+    if ov is not None:
+        _RUN_EP.append(ov.entry_point)
     return r
+
+
+def _run_batch(batch, ts, I, src0, now, flush_all):
+    """_call_run on a batch; arrays that are not contiguous are copied for the call (the
+    per-frame status is copied back into ``batch.meta``)."""
+    k = _call_run(batch.buf, batch.off, batch.len, batch.meta, ts, I, src0, now, flush_all)
+    if k != _NOT_CONTIG:
+        return k
+    meta = np.ascontiguousarray(batch.meta)
+    k = _call_run(np.ascontiguousarray(batch.buf), np.ascontiguousarray(batch.off, np.int64),
+                  np.ascontiguousarray(batch.len, np.int64), meta, np.ascontiguousarray(ts, np.int64),
+                  I, src0, now, flush_all)
+    batch.meta[...] = meta
+    return k
+
+
+class _State:
+    """The engine's state in one int64 array ``I`` (what the kernel takes): parameters P,
+    counters C, table state st, aggregates, hash table, free lists, the per-slot arrays
+    of the store, and (header) the addresses of the store's bytes and records and of the
+    output arena, whose arrays this object keeps alive."""
+
+    def __init__(self, P, C, nagg, nsx, stream):
+        parts = [("P", P_N), ("C", C_N), ("st", ST_N), ("agg", AG_N * nagg), ("htab", _pow2_at_least(2 * nagg)),
+                 ("afree", nagg), ("sx", 3 * nsx)]
+        if stream:
+            parts += [("soff", nsx), ("slen", nsx), ("sfree", nsx)]
+        total = H_N + sum(k for _, k in parts)
+        I = np.zeros(total, np.int64)
+        pos = H_N
+        views = {}
+        for name, k in parts:
+            views[name] = I[pos:pos + k]
+            I[{"P": H_P, "C": H_C, "st": H_ST, "agg": H_AGG, "htab": H_HTAB, "afree": H_AFREE, "sx": H_SX,
+               "soff": H_SOFF, "slen": H_SLEN, "sfree": H_SFREE}[name]] = pos
+            pos += k
+        I[H_NAGG] = nagg
+        I[H_HSIZE] = views["htab"].shape[0]
+        I[H_NSX] = nsx
+        self.I = I
+        self.P = views["P"]
+        self.P[:] = P
+        self.C = views["C"]
+        self.C[:] = C
+        self.st = views["st"]
+        self.agg = views["agg"].reshape(AG_N, nagg)
+        self.htab = views["htab"]
+        self.afree = views["afree"]
+        self.sx = views["sx"].reshape(3, nsx)
+        self.agg[AG_HEAD] = -1
+        self.htab[:] = -1
+        self.afree[:] = np.arange(nagg - 1, -1, -1, dtype=np.int64)
+        self.st[ST_LRU_H] = -1
+        self.st[ST_LRU_T] = -1
+        self.st[ST_AFREE] = nagg
+        self._keep = []
+        if stream:
+            self.soff, self.slen, self.sfree = views["soff"], views["slen"], views["sfree"]
+
+    def set_store(self, sbuf: np.ndarray, smeta: np.ndarray) -> None:
+        assert sbuf.flags.c_contiguous and smeta.flags.c_contiguous and smeta.shape[0] == self.I[H_NSX]
+        self.sbuf, self.smeta = sbuf, smeta
+        self.I[H_SBUF] = sbuf.ctypes.data
+        self.I[H_SBUF_N] = sbuf.shape[0]
+        self.I[H_SMETA] = smeta.ctypes.data
+
+    def set_arena(self, arena: OutputArena, o2: np.ndarray) -> None:
+        assert arena.buf.flags.c_contiguous and arena.meta.flags.c_contiguous and o2.flags.c_contiguous
+        assert arena.meta.shape[0] >= o2.shape[1]
+        self.arena, self.o2 = arena, o2
+        self.I[H_OBUF] = arena.buf.ctypes.data
+        self.I[H_OBUF_N] = arena.buf.shape[0]
+        self.I[H_OMETA] = arena.meta.ctypes.data
+        self.I[H_O2] = o2.ctypes.data
+        self.I[H_O2_N] = o2.shape[1]
 
 
 def _params(max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len, udp_max_segs,
@@ -1026,39 +1205,32 @@ def _pow2_at_least(x: int) -> int:
     return 1 << max(4, int(x - 1).bit_length())
 
 
-def _new_agg(nagg: int) -> tuple:
-    agg = np.zeros((AG_N, nagg), np.int64)
-    agg[AG_HEAD] = -1
-    htab = np.full(_pow2_at_least(2 * nagg), -1, np.int64)
-    afree = np.arange(nagg - 1, -1, -1, dtype=np.int64)
-    st = np.zeros(ST_N, np.int64)
-    st[ST_LRU_H] = -1
-    st[ST_LRU_T] = -1
-    st[ST_AFREE] = nagg
-    return agg, htab, afree, st
-
-
 def _arena(capacity: int, max_frames: int) -> tuple[OutputArena, np.ndarray]:
     """An OutputArena whose off/len/ts rows live in one (3, max_frames) int64 array, so
     the kernel takes one argument for the three."""
+    max_frames = max(1, max_frames)
     arena = OutputArena(capacity, max_frames)
-    o2 = np.zeros((3, max(1, max_frames)), np.int64)
+    o2 = np.zeros((3, max_frames), np.int64)
     arena.off = o2[0, :max_frames]
     arena.len = o2[1, :max_frames]
     arena.ts = o2[2, :max_frames]
     return arena, o2
 
 
-def _view(arena: OutputArena, n: int, used: int, with_ts: bool) -> PacketBatch:
+def _view(arena: OutputArena, n: int, used: int, with_ts: bool, cache: dict) -> PacketBatch:
     """The first ``n`` frames of ``arena`` as a PacketBatch, built without the constructor's
-    checks (the kernel wrote them inside the arena): this runs once per burst."""
-    arena.commit(n, used)
+    checks (the kernel wrote them inside the arena): this runs once per burst. The slices
+    of the arena's rows are kept in ``cache`` by ``n`` (cleared when the arena changes):
+    slicing four arrays per call was ~1 us."""
+    arena.n = n
+    arena.used = used
+    v = cache.get(n)
+    if v is None:
+        v = cache[n] = (arena.off[:n], arena.len[:n], arena.meta[:n], arena.ts[:n])
     b = PacketBatch.__new__(PacketBatch)
     b.buf = arena.buf
-    b.off = arena.off[:n]
-    b.len = arena.len[:n]
-    b.meta = arena.meta[:n]
-    b.ts = arena.ts[:n] if with_ts else None
+    b.off, b.len, b.meta, ts = v
+    b.ts = ts if with_ts else None
     b.wire_len = None
     b.iface = None
     b._w32 = None
@@ -1107,40 +1279,53 @@ class Coalescer:
                  cwr: str = "6.18", fixedid_needs_df: bool = False, udp: bool = True, tcp: bool = True,
                  verify: bool = True, hdr_len: str = "headers", udp_max_segs: int = UDP_GRO_CNT_MAX,
                  max_frame: int = 2048):
-        self.P = _params(max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len, udp_max_segs, None, 0)
-        self.C = np.zeros(C_N, np.int64)
-        self._stage = np.zeros(8, np.uint8)     # burst mode copies nothing into a store
+        self._P = _params(max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len, udp_max_segs, None, 0)
+        self._S = None
         self._cap = 0
         self._bytes = 0
+        self._views: dict = {}
         self._grow(int(max_burst), int(max_burst) * (int(max_frame) + 72 + _JUMBO_ROOM) + 128)
+
+    @property
+    def P(self) -> np.ndarray:
+        return self._S.P
+
+    @property
+    def C(self) -> np.ndarray:
+        return self._S.C
+
+    @property
+    def arena(self) -> OutputArena:
+        return self._S.arena
 
     def _grow(self, n: int, nbytes: int) -> None:
         n = max(n, 1)
         if n > self._cap:
             self._cap = n
-            self.agg, self.htab, self.afree, self.st = _new_agg(n)
-            self.sx = np.zeros((3, n), np.int64)
+            old = self._S
+            self._S = _State(self._P if old is None else old.P, 0 if old is None else old.C, n, n, False)
             self._zts = np.zeros(n, np.int64)
         self._bytes = max(self._bytes, nbytes)
-        self.arena, self.o2 = _arena(self._bytes, self._cap)
+        self._S.set_arena(*_arena(self._bytes, self._cap))
+        self._views = {}
 
     def run(self, batch: PacketBatch) -> PacketBatch:
         n = len(batch)
         if n > self._cap:
             self._grow(n, self._bytes)
-        st = self.st
+        S_ = self._S
+        st = S_.st
         ts = batch.ts if batch.ts is not None else self._zts[:n]
         while True:
             st[ST_OUT_N] = 0
             st[ST_OUT_USED] = 0
-            k = _call_run(batch.buf, batch.off, batch.len, batch.meta, ts, 0,
-                     batch.buf, batch.off, batch.len, batch.meta, self.sx, self._stage,
-                     self.agg, self.htab, self.afree, self.afree, st,
-                     self.arena.buf, self.o2, self.arena.meta, self.P, self.C, 0, 1)
+            k = _run_batch(batch, ts, S_.I, 0, 0, 1)
             if k >= 0:
                 break
             self._grow(n, -int(k))
-        return _view(self.arena, k, st[ST_OUT_USED], batch.ts is not None)
+            S_ = self._S
+            st = S_.st
+        return _view(S_.arena, k, st[ST_OUT_USED], batch.ts is not None, self._views)
 
     @property
     def counters(self) -> dict:
@@ -1194,67 +1379,78 @@ class GroTable:
         if max_flows < 1:
             raise ValueError("max_flows must be at least 1")
         slot = (max(int(slot_size), 64) + 63) // 64 * 64
-        self.P = _params(max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len, udp_max_segs,
-                         timeout_ns, slot)
-        self.C = np.zeros(C_N, np.int64)
+        P = _params(max_size, csum, cwr, fixedid_needs_df, udp, tcp, verify, hdr_len, udp_max_segs,
+                    timeout_ns, slot)
         self.max_flows = int(max_flows)
         held = int(max_held) if max_held is not None else max(64, min(max_flows * 8, 16384))
         self.max_held = held
-        self.agg, self.htab, self.afree, self.st = _new_agg(self.max_flows)
-        self.sbuf = np.zeros(held * slot, np.uint8)
-        self.sx = np.zeros((3, held), np.int64)
-        self.soff = np.arange(held, dtype=np.int64) * slot
-        self.slen = np.zeros(held, np.int64)
-        self.smeta = new_meta(held)
-        self.sfree = np.arange(held - 1, -1, -1, dtype=np.int64)
-        self.st[ST_SFREE] = held
+        S_ = self._S = _State(P, 0, self.max_flows, held, True)
+        S_.soff[:] = np.arange(held, dtype=np.int64) * slot
+        S_.sfree[:] = np.arange(held - 1, -1, -1, dtype=np.int64)
+        S_.st[ST_SFREE] = held
+        S_.set_store(np.zeros(held * slot, np.uint8), new_meta(held))
         self._src = 0
         self.arena = None
-        self.o2 = None
+        self._views: dict = {}
+        self._ts: dict = {}
+        self._empty = None
+
+    @property
+    def P(self) -> np.ndarray:
+        return self._S.P
+
+    @property
+    def C(self) -> np.ndarray:
+        return self._S.C
 
     @property
     def held(self) -> int:
         """Frames waiting in the table."""
-        return int(self.st[ST_HELD])
+        return int(self._S.st[ST_HELD])
 
     @property
     def flows(self) -> int:
         """Open aggregates."""
-        return int(self.st[ST_NLIVE])
+        return int(self._S.st[ST_NLIVE])
 
     @property
     def memory_bytes(self) -> int:
         """Bytes the table holds allocated (store, tables, output arena)."""
         a = self.arena.buf.nbytes if self.arena is not None else 0
-        return int(self.sbuf.nbytes + self.agg.nbytes + self.htab.nbytes + self.sx.nbytes + self.smeta.nbytes + a)
+        return int(self._S.I.nbytes + self._S.sbuf.nbytes + self._S.smeta.nbytes + a)
 
     def _call(self, batch: PacketBatch, now: int, mode: int) -> PacketBatch:
         n = len(batch)
-        st = self.st
+        S_ = self._S
+        st = S_.st
         if batch.ts is not None:
             ts = batch.ts
         else:
-            ts = np.full(n, int(now), np.int64)
+            # one array per burst size, refilled (allocating it was ~0.5 us per call)
+            ts = self._ts.get(n)
+            if ts is None:
+                ts = self._ts[n] = np.empty(n, np.int64)
+            ts.fill(int(now))
         frames = n + self.max_held + 1
         if self.arena is None or self.arena.max_frames < frames:
-            self._grow(frames, self.max_held * (int(self.P[P_SLOT]) + 64 + _JUMBO_ROOM) + 4096)
+            self._grow(frames, self.max_held * (int(S_.P[P_SLOT]) + 64 + _JUMBO_ROOM) + 4096)
         while True:
             st[ST_OUT_N] = 0
             st[ST_OUT_USED] = 0
-            k = _call_run(batch.buf, batch.off, batch.len, batch.meta, ts, self._src,
-                     self.sbuf, self.soff, self.slen, self.smeta, self.sx, self.sbuf,
-                     self.agg, self.htab, self.afree, self.sfree, st,
-                     self.arena.buf, self.o2, self.arena.meta, self.P, self.C, int(now), mode)
+            k = _run_batch(batch, ts, S_.I, self._src, int(now), mode)
             if k >= 0:
                 break
             self._grow(frames, -int(k))
         self._src += n
-        return _view(self.arena, k, st[ST_OUT_USED], True)
+        return _view(self.arena, k, st[ST_OUT_USED], True, self._views)
 
     def _grow(self, frames: int, nbytes: int) -> None:
         frames = max(frames, self.arena.max_frames if self.arena is not None else 0)
         nbytes = max(nbytes, self.arena.capacity if self.arena is not None else 0)
-        self.arena, self.o2 = _arena(nbytes, frames)
+        arena, o2 = _arena(nbytes, frames)
+        self._S.set_arena(arena, o2)
+        self.arena = arena
+        self._views = {}
 
     def push(self, batch: PacketBatch, now: int = 0) -> PacketBatch:
         """Add a burst (parsed in place) at time ``now`` (ns); returns the frames flushed."""
@@ -1262,7 +1458,9 @@ class GroTable:
 
     def flush(self, now: int = 0) -> PacketBatch:
         """Flush every held aggregate (oldest first); returns them."""
-        return self._call(PacketBatch.empty(), now, 1)
+        if self._empty is None:
+            self._empty = PacketBatch.empty()
+        return self._call(self._empty, now, 1)
 
     @property
     def counters(self) -> dict:
