@@ -80,13 +80,14 @@ class Port:
         self.closed = True
 
     # -- shared bookkeeping of the backends ---------------------------------------
-    def _hand_out(self, b: PacketBatch, *entry) -> PacketBatch:
-        """Record ``b`` as lent to the caller (``entry``: what release needs) and count it.
+    def _hand_out(self, b: PacketBatch, *entry, nbytes: int | None = None) -> PacketBatch:
+        """Record ``b`` as lent to the caller (``entry``: what release needs) and count it
+        (``nbytes``: its bytes, when the caller's kernel has summed them already).
         The record holds ``b.off`` itself, so its id cannot be reused while the batch is out."""
         self._outstanding[id(b.off)] = (b.off, *entry)
         st = self._stats
         st["rx_packets"] += len(b)
-        st["rx_bytes"] += int(b.len.sum())
+        st["rx_bytes"] += int(b.len.sum()) if nbytes is None else nbytes
         st["rx_bursts"] += 1
         return b
 
