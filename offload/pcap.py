@@ -70,6 +70,7 @@ DEFAULT_MAX_FRAME = 256 * 1024
 DEFAULT_MAX_BLOCK = 16 * 1024 * 1024
 DEFAULT_SNAPLEN = 262144
 MAX_INTERFACES = 65536
+_IF_START = 16
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
@@ -568,17 +569,19 @@ class PcapReader(_Closing):
         buf = self.buf
         if self.size < 4:
             raise PcapError(0, f"file too short for a capture header ({self.size} bytes)", self.path)
-        magic_le = int.from_bytes(buf[:4].tobytes(), "little")
-        magic_be = int.from_bytes(buf[:4].tobytes(), "big")
+        head = buf[:24].tobytes()      # one copy of the header (numpy slices cost ~1 us each)
+        magic_le = int.from_bytes(head[:4], "little")
+        magic_be = int.from_bytes(head[:4], "big")
         if magic_be == PCAPNG_SHB:
             self.format = "pcapng"
             self.pos = 0
             self._st = np.zeros(4, np.int64)
             self._st[3] = -1
-            m = MAX_INTERFACES
-            self._if = [np.zeros(m, np.int64) for _ in range(9)]
+            # interface tables grow on demand (x4) up to MAX_INTERFACES: 9 tables of 65,536
+            # entries would cost ~5 MB of zeroed memory per open
+            self._if = [np.zeros(_IF_START, np.int64) for _ in range(9)]
             if self.size >= 12:
-                bom = int.from_bytes(buf[8:12].tobytes(), "big")
+                bom = int.from_bytes(head[8:12], "big")
                 self._st[0] = 1 if bom == PCAPNG_BOM else 0
             self.byte_order = ">" if self._st[0] else "<"
             # walk up to the first packet so the first interface is known
@@ -597,22 +600,33 @@ class PcapReader(_Closing):
             self._ns = magic == PCAP_MAGIC_NS
             self._rec_hdr = 24 if magic == PCAP_MAGIC_KUZNETSOV else 16
             self.ts_resolution = "ns" if self._ns else "us"
-            order = "big" if be else "little"
-            self.version = (int.from_bytes(buf[4:6].tobytes(), order), int.from_bytes(buf[6:8].tobytes(), order))
-            self.snaplen = int.from_bytes(buf[16:20].tobytes(), order)
-            self.network = int.from_bytes(buf[20:24].tobytes(), order)
+            vmaj, vmin, _, _, self.snaplen, self.network = struct.unpack((">" if be else "<") + "HHiIII", head[4:24])
+            self.version = (vmaj, vmin)
             self.link = self.network & 0xFFFF
             self.interfaces = [Interface(self.link, self.snaplen, 9 if self._ns else 6)]
             self.pos = 24
 
     # -- pcapng interface bookkeeping ---------------------------------------
+    def _grow_interfaces(self) -> bool:
+        """Make the pcapng interface tables larger; False when at MAX_INTERFACES already."""
+        m = self._if[0].size
+        if m >= MAX_INTERFACES:
+            return False
+        grow = min(4 * m, MAX_INTERFACES) - m
+        self._if = [np.concatenate([t, np.zeros(grow, np.int64)]) for t in self._if]
+        return True
+
     def _peek_interfaces(self):
-        st = self._st.copy()
-        tabs = [t.copy() for t in self._if]
         one = np.zeros(1, np.int64)
         meta1 = np.zeros(1, META_DTYPE)
-        r = walk_pcapng(self.buf, 0, self.size, st, *tabs, self.max_frame, self.max_block, self.strict,
-                        one, one.copy(), one.copy(), one.copy(), one.copy(), meta1, meta1.view(np.uint64), False, 1)
+        while True:
+            st = self._st.copy()
+            tabs = [t.copy() for t in self._if]
+            r = walk_pcapng(self.buf, 0, self.size, st, *tabs, self.max_frame, self.max_block, self.strict,
+                            one, one.copy(), one.copy(), one.copy(), one.copy(), meta1, meta1.view(np.uint64),
+                            False, 1)
+            if not (r[2] == E_TOO_MANY_IFACES and self._grow_interfaces()):
+                break
         if r[2] and r[3] == 0:
             raise PcapError(0, _ERR_TEXT[r[2]].format(v=r[4]), self.path)
         self._peeked = self._tables_to_interfaces(tabs, int(st[2]))
@@ -681,9 +695,17 @@ class PcapReader(_Closing):
             iface = None
         else:
             iface = np.empty(cap, np.int64)
-            k, pos, err, epos, eval_, _ = walk_pcapng(self.buf, self.pos, self.size, self._st, *self._if,
-                                                      self.max_frame, self.max_block, self.strict,
-                                                      off, ln, wire, ts, iface, meta, mz, parse, cap)
+            k = 0
+            while True:
+                # an IDB past the tables' end stops the walk before it: grow them, walk on from there
+                kk, pos, err, epos, eval_, _ = walk_pcapng(self.buf, self.pos, self.size, self._st, *self._if,
+                                                           self.max_frame, self.max_block, self.strict, off[k:],
+                                                           ln[k:], wire[k:], ts[k:], iface[k:], meta[k:],
+                                                           mz[k * _META_WORDS:], parse, cap - k)
+                k += kk
+                self.pos = int(pos)
+                if not (err == E_TOO_MANY_IFACES and self._grow_interfaces()):
+                    break
             iface = iface[:k]
         meta = meta[:k]
         self.pos = int(pos)

@@ -238,6 +238,26 @@ def test_gapped_interface_ids_and_predeclared():
     assert [i.link for i in r2.interfaces] == [113, 1]
 
 
+def test_many_interfaces_grow_the_tables(monkeypatch):
+    """More interfaces than the reader's first tables hold (16): they grow as IDBs come,
+    in the header peek and mid-batch; past MAX_INTERFACES the file is refused there."""
+    k = 100
+    frames = [bytes([i % 256]) * (1 + i % 50) for i in range(3 * k)]
+    ids = [(i * 7) % k for i in range(3 * k)]
+    idb_links = [LINKS[i % len(LINKS)] for i in range(k)]
+    b = make_batch(frames, links=[idb_links[i] for i in ids], ts=[10**9 * i for i in range(3 * k)], iface=ids)
+    f = pcap.to_bytes(b, format="pcapng", interfaces=idb_links[:20])   # 20 IDBs before the first packet
+    for n in (1, 7, 1000):
+        r = pcap.open(f)
+        back = PacketBatch.concat(list(r.iter_batches(n))) if n < 1000 else r.read_all()
+        same(b, back)
+        assert [i.link for i in r.interfaces] == idb_links
+    monkeypatch.setattr(pcap, "MAX_INTERFACES", 64)
+    with pytest.raises(PcapError, match="more than 64 interfaces") as e:
+        pcap.read(f)
+    assert 0 < len(e.value.batch) < 3 * k and max(e.value.batch.iface) < 64
+
+
 # --------------------------------------------------------------------------
 # hand-built pcapng: SPB, OPB, several sections of both byte orders, tsresol
 
