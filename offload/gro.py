@@ -36,7 +36,9 @@ see reference/offload-rules.md §3):
   aggregate;
 * checksums (IPv4 header, TCP/UDP) are verified before a frame counts as
   merged; a bad one is passed alone with ``GRO_BAD_CSUM``. Frames whose
-  virtio_net_hdr carries DATA_VALID are trusted, like CHECKSUM_UNNECESSARY;
+  virtio_net_hdr carries DATA_VALID are trusted, like CHECKSUM_UNNECESSARY, and so
+  are NEEDS_CSUM frames with csum_start at the L4 header (CHECKSUM_PARTIAL: Linux
+  skips their validation and merges them; the aggregate's checksum is computed anew);
 * size: the aggregate's IP packet stays below ``max_size`` (65536 by default,
   Linux's ``gro_max_size``); larger values allow BIG TCP: IPv4 total length 0,
   IPv6 with a hop-by-hop jumbo option inserted in front of the TCP header.
@@ -61,7 +63,10 @@ holds the folded pseudo-header sum, not inverted) or ``csum="full"`` (a valid
 checksum, DATA_VALID). ``status`` is GRO_HEAD (GRO_HEAD_FIXEDID when the IPv4
 IDs were fixed), ``seg`` the number of frames merged, ``src`` the input index
 of the first one. Frames passed alone are byte-for-byte copies with a status
-saying why.
+saying why; their virtio_net_hdr is the one they came with (a super-packet keeps its
+gso_type/gso_size, a CHECKSUM_PARTIAL frame its NEEDS_CSUM and csum_start/offset, as
+Linux delivers an skb GRO did not merge), except that a frame whose L4 checksum GRO
+verified gets DATA_VALID (CHECKSUM_UNNECESSARY) and a bad one none.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir as _ir
-from numba import carray, from_dtype, njit
+from numba import from_dtype, njit
 from numba.core import types as _nbt
 from numba.core.extending import intrinsic
 
@@ -209,21 +214,43 @@ _META_ITEMSIZE = META_DTYPE.itemsize
 _REC = from_dtype(META_DTYPE)
 
 
-def _mk_at(ty):
-    @intrinsic
-    def at(typingctx, addr):
-        """A pointer to ``ty`` from an address (int64) kept alive by the caller."""
-        sig = _nbt.CPointer(ty)(_nbt.int64)
+def _mk_at(ty, ndim):
+    """An intrinsic ``at(addr, n)`` (``ndim`` 1) or ``at(addr, rows, n)`` (2): a C-contiguous
+    array of ``ty`` over memory at ``addr`` that the caller keeps alive, without a meminfo
+    (no reference count), built directly (``numba.carray`` is not available in kernels
+    compiled without NRT)."""
+    arrty = _nbt.Array(ty, ndim, "C")
 
-        def codegen(context, builder, signature, args):
-            return builder.inttoptr(args[0], context.get_value_type(_nbt.CPointer(ty)))
-        return sig, codegen
+    def codegen(context, builder, signature, args):
+        from numba.np.arrayobj import populate_array
+        ary = context.make_array(arrty)(context, builder)
+        itemsize = context.get_abi_sizeof(context.get_data_type(ty))
+        data = builder.inttoptr(args[0], context.get_value_type(_nbt.CPointer(ty)))
+        i64 = _ir.IntType(64)
+        if ndim == 1:
+            shape = [args[1]]
+            strides = [i64(itemsize)]
+        else:
+            shape = [args[1], args[2]]
+            strides = [builder.mul(args[2], i64(itemsize)), i64(itemsize)]
+        populate_array(ary, data=data, shape=shape, strides=strides, itemsize=i64(itemsize), meminfo=None)
+        return ary._getvalue()
+
+    if ndim == 1:
+        @intrinsic
+        def at(typingctx, addr, n):
+            return arrty(_nbt.int64, _nbt.int64), codegen
+    else:
+        @intrinsic
+        def at(typingctx, addr, rows, n):
+            return arrty(_nbt.int64, _nbt.int64, _nbt.int64), codegen
     return at
 
 
-_at_u8 = _mk_at(_nbt.uint8)
-_at_i64 = _mk_at(_nbt.int64)
-_at_rec = _mk_at(_REC)
+_at_u8 = _mk_at(_nbt.uint8, 1)
+_at_i64 = _mk_at(_nbt.int64, 1)
+_at_i64_2d = _mk_at(_nbt.int64, 2)
+_at_rec = _mk_at(_REC, 1)
 
 
 @intrinsic
@@ -272,6 +299,23 @@ def _eq_range(a, ia, b, ib, n):
             return False
         k += 1
     return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _partial(m):
+    """NEEDS_CSUM with csum_start at or after the L4 header (CHECKSUM_PARTIAL): GRO trusts
+    its checksum (:func:`_trusted`), and if it merges with nothing it keeps its
+    virtio_net_hdr as it came (Linux delivers the skb untouched)."""
+    return (np.int64(m.vnet_flags) & V.F_NEEDS_CSUM) != 0 and np.int64(m.csum_start) >= np.int64(m.l4_off) >= 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _trusted(m):
+    """The frame's L4 checksum needs no verification: DATA_VALID (CHECKSUM_UNNECESSARY), or
+    NEEDS_CSUM with csum_start at or after the L4 header (CHECKSUM_PARTIAL: the sender
+    has not computed it yet; Linux's skb_gro_checksum_validate skips such a frame and
+    merges it -- checked against the kernel in test_gro_kernel.py)."""
+    return (np.int64(m.vnet_flags) & V.F_DATA_VALID) != 0 or _partial(m)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -478,7 +522,7 @@ def _refuse(buf, s, m, sbuf, hs, hm, agg, a, P, checked):
 # --------------------------------------------------------------------------------
 # flow table: open addressing (linear probing, backward-shift deletion) over agg ids
 # --------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta):
     mask = htab.shape[0] - 1
     j = h & mask
@@ -556,9 +600,11 @@ def _out_slot(obuf, o2, st, need):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _emit_raw(sbuf, s, n, smeta, j, src, ts, code, verify, obuf, o2, ometa, st, C):
+def _emit_raw(sbuf, s, n, smeta, j, src, ts, code, verify, keep, obuf, o2, ometa, st, C):
     """Copy frame j unchanged; ``verify``: check its L4 checksum on the way (DATA_VALID if good,
-    GRO_BAD_CSUM if not). Returns the status written."""
+    GRO_BAD_CSUM if not). ``keep``: GRO did not look at the frame (not TCP/UDP, fragment,
+    already a super-packet...): its virtio_net_hdr fields stay as they came, as do those of
+    a CHECKSUM_PARTIAL frame (:func:`_partial`). Returns the status written."""
     start = _out_slot(obuf, o2, st, n + 8)
     if start >= 0:
         start += s & 7          # same alignment mod 8 as the source: whole-word copies
@@ -568,7 +614,8 @@ def _emit_raw(sbuf, s, n, smeta, j, src, ts, code, verify, obuf, o2, ometa, st, 
         return S.GRO_NO_ROOM
     m = smeta[j]
     good = False
-    if verify and (np.int64(m.vnet_flags) & V.F_DATA_VALID) == 0:
+    keep = keep or _partial(m)
+    if verify and not _trusted(m):
         l4 = np.int64(m.l4_off)
         end = np.int64(m.l3_end)
         copy_words(sbuf, s, obuf, start, l4)
@@ -592,12 +639,13 @@ def _emit_raw(sbuf, s, n, smeta, j, src, ts, code, verify, obuf, o2, ometa, st, 
     o2[2, k] = ts
     ometa[k] = smeta[j]
     om = ometa[k]
-    om.vnet_flags = V.F_DATA_VALID if good else 0
-    om.gso_type = 0
-    om.hdr_len = 0
-    om.gso_size = 0
-    om.csum_start = 0
-    om.csum_offset = 0
+    if not keep:
+        om.vnet_flags = V.F_DATA_VALID if good else 0
+        om.gso_type = 0
+        om.hdr_len = 0
+        om.gso_size = 0
+        om.csum_start = 0
+        om.csum_offset = 0
     om.status = code
     om.seg = 1
     om.src = src
@@ -609,7 +657,7 @@ def _emit_raw(sbuf, s, n, smeta, j, src, ts, code, verify, obuf, o2, ometa, st, 
     return code
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
             obuf, o2, ometa, st, P, C):
     """Complete the output frame at ``start``: headers copied from head slot ``hd`` and
@@ -623,12 +671,13 @@ def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
     n = hdr + pay
     if cnt == 1:
         # one frame after all (held alone, or its neighbours had bad checksums): a plain copy
-        om.vnet_flags = V.F_DATA_VALID if (P[P_VERIFY] != 0 or (np.int64(hm.vnet_flags) & V.F_DATA_VALID)) else 0
-        om.gso_type = 0
-        om.hdr_len = 0
-        om.gso_size = 0
-        om.csum_start = 0
-        om.csum_offset = 0
+        if not _partial(hm):
+            om.vnet_flags = V.F_DATA_VALID if (P[P_VERIFY] != 0 or (np.int64(hm.vnet_flags) & V.F_DATA_VALID)) else 0
+            om.gso_type = 0
+            om.hdr_len = 0
+            om.gso_size = 0
+            om.csum_start = 0
+            om.csum_offset = 0
         om.status = S.GRO_SINGLE
         smeta[hd].status = S.GRO_SINGLE
         _count(C, S.GRO_SINGLE)
@@ -735,7 +784,7 @@ def _finish(sbuf, smeta, hd, start, hdr, pay, cnt, fl_or, idfix, tsum, src, ts,
     C[C_OUT] += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
     """Write aggregate ``a``: walk its frames, copy payloads with their sums, verify each
     frame's checksum on the way; a bad one closes what came before and passes alone, the
@@ -779,7 +828,7 @@ def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
             cur = j
         psum = copy_sum_words(sbuf, s + po, obuf, start + hdr + pay, pl)
         good = True
-        if verify and (np.int64(m.vnet_flags) & V.F_DATA_VALID) == 0:
+        if verify and not _trusted(m):
             l3 = s + np.int64(m.l3_off)
             l4 = s + np.int64(m.l4_off)
             l4len = np.int64(m.l3_end) - np.int64(m.l4_off)
@@ -794,7 +843,7 @@ def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
             if cnt > 0:
                 _finish(sbuf, smeta, cur, start, hdr, pay, cnt, fl_or, idfix, tsum, ssrc[cur], sts[cur],
                         obuf, o2, ometa, st, P, C)
-            _emit_raw(sbuf, s, slen[j], smeta, j, ssrc[j], sts[j], S.GRO_BAD_CSUM, False,
+            _emit_raw(sbuf, s, slen[j], smeta, j, ssrc[j], sts[j], S.GRO_BAD_CSUM, False, False,
                       obuf, o2, ometa, st, C)
             cur = -1
             done_pay += pl
@@ -816,7 +865,7 @@ def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
                 obuf, o2, ometa, st, P, C)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _flush(a, reason, agg, htab, afree, sfree, sbuf, soff, slen, smeta, sx,
            obuf, o2, ometa, st, P, C):
     _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C)
@@ -850,7 +899,7 @@ def _flush(a, reason, agg, htab, afree, sfree, sbuf, soff, slen, smeta, sx,
 # --------------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
     """Process frames [0, n) of the input (the arrays of a PacketBatch, and ``ts``); ``I``
     is the engine's state (:class:`_State`): parameters, counters, flow table and the
@@ -872,11 +921,11 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             off_in.strides[0] != 8 or len_in.strides[0] != 8 or ts_in.strides[0] != 8
             or meta_in.strides[0] != _META_ITEMSIZE)):
         return _NOT_CONTIG
-    buf = carray(_at_u8(_addr(buf_in)), buf_in.shape[0])
-    off = carray(_at_i64(_addr(off_in)), n)
-    length = carray(_at_i64(_addr(len_in)), n)
-    ts = carray(_at_i64(_addr(ts_in)), n)
-    meta = carray(_at_rec(_addr(meta_in)), n)
+    buf = _at_u8(_addr(buf_in), buf_in.shape[0])
+    off = _at_i64(_addr(off_in), n)
+    length = _at_i64(_addr(len_in), n)
+    ts = _at_i64(_addr(ts_in), n)
+    meta = _at_rec(_addr(meta_in), n)
     I = _borrow(I)
     P = I[I[H_P]:I[H_P] + P_N]
     C = I[I[H_C]:I[H_C] + C_N]
@@ -887,13 +936,13 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
     afree = I[I[H_AFREE]:I[H_AFREE] + nagg]
     nsx = I[H_NSX]
     sx = I[I[H_SX]:I[H_SX] + 3 * nsx].reshape((3, nsx))
-    obuf = carray(_at_u8(I[H_OBUF]), I[H_OBUF_N])
+    obuf = _at_u8(I[H_OBUF], I[H_OBUF_N])
     nout = I[H_O2_N]
-    o2 = carray(_at_i64(I[H_O2]), (3, nout))
-    ometa = carray(_at_rec(I[H_OMETA]), nout)
+    o2 = _at_i64_2d(I[H_O2], 3, nout)
+    ometa = _at_rec(I[H_OMETA], nout)
     if P[P_SLOT] > 0:
-        sbuf = carray(_at_u8(I[H_SBUF]), I[H_SBUF_N])
-        smeta = carray(_at_rec(I[H_SMETA]), nsx)
+        sbuf = _at_u8(I[H_SBUF], I[H_SBUF_N])
+        smeta = _at_rec(I[H_SMETA], nsx)
         soff = I[I[H_SOFF]:I[H_SOFF] + nsx]
         slen = I[I[H_SLEN]:I[H_SLEN] + nsx]
         sfree = I[I[H_SFREE]:I[H_SFREE] + nsx]
@@ -943,7 +992,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             # Linux validates the L4 checksum only of frames that reach the TCP/UDP layer of
             # GRO: those get DATA_VALID; IP-level refusals (options, padding...) do not
             chk = P[P_VERIFY] != 0 and (code == S.GRO_FLUSH_FLAGS or code == S.GRO_PURE_ACK)
-            _emit_raw(buf, s, fl, meta, i, src0 + i, t, code, chk, obuf, o2, ometa, st, C)
+            _emit_raw(buf, s, fl, meta, i, src0 + i, t, code, chk, not chk, obuf, o2, ometa, st, C)
             continue
         if stream and fl > P[P_SLOT]:
             h = _flow_hash(buf, s, m)
@@ -951,7 +1000,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             if a >= 0:
                 _flush(a, FR_OTHER, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
                        sx, obuf, o2, ometa, st, P, C)
-            _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_TOO_BIG, P[P_VERIFY] != 0,
+            _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_TOO_BIG, P[P_VERIFY] != 0, False,
                       obuf, o2, ometa, st, C)
             continue
         if stream and st[ST_SFREE] == 0 and st[ST_LRU_H] >= 0:
@@ -975,7 +1024,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
                        soff, slen, smeta, sx, obuf, o2, ometa, st, P, C)
                 a = -1
         if not merged and tcp and (fw & (TCP_PSH | TCP_FIN)):
-            _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_SINGLE, P[P_VERIFY] != 0,
+            _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_SINGLE, P[P_VERIFY] != 0, False,
                       obuf, o2, ometa, st, C)
             continue
         # hold frame i: in the store slot j
@@ -1048,8 +1097,8 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
                 # a frame held alone (many flows, one frame each in the burst): a plain
                 # verified copy, without the aggregate writer's calls
                 j = agg[AG_HEAD, a]
-                _emit_raw(sbuf, soff[j], slen[j], smeta, j, sx[1][j], sx[2][j], S.GRO_SINGLE,
-                          P[P_VERIFY] != 0, obuf, o2, ometa, st, C)
+                _emit_raw(sbuf, soff[j], slen[j], smeta, j, sx[1, j], sx[2, j], S.GRO_SINGLE,
+                          P[P_VERIFY] != 0, False, obuf, o2, ometa, st, C)
                 C[C_FLUSH + FR_END] += 1
                 _hdel(htab, agg, agg[AG_HPOS, a])
                 q = agg[AG_NEXT, a]

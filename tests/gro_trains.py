@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from scapy.all import IP, TCP, UDP, Dot1Q, Ether, IPv6, IPv6ExtHdrDestOpt, Raw, PadN
 
+from offload import vnet as V
+
 MAC_A = "02:00:00:00:00:0a"
 MAC_B = "02:00:00:00:00:0b"
 
@@ -66,3 +68,35 @@ def udp_train(n, pay=100, v6=False, vlan=None, sizes=None, sport=4000, dport=500
 
 def dest_opts(pad=4):
     return IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00" * pad)])
+
+
+def _sum16(data: bytes) -> int:
+    """Folded one's-complement sum of ``data`` as big-endian 16-bit words (not inverted)."""
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(int.from_bytes(data[k:k + 2], "big") for k in range(0, len(data), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def partialize(frame: bytes) -> bytes:
+    """The frame as a CHECKSUM_PARTIAL sender hands it over (virtio NEEDS_CSUM): the TCP/UDP
+    checksum field holds the folded pseudo-header sum, not inverted (Ethernet, no VLAN)."""
+    p = Ether(frame)
+    l4 = p[TCP] if TCP in p else p[UDP]
+    l4_off = len(frame) - len(bytes(l4))
+    seg = bytes(l4)
+    if IP in p:
+        ph = bytes(p[IP])[12:20] + bytes([0, 6 if TCP in p else 17]) + len(seg).to_bytes(2, "big")
+    else:
+        ph = bytes(p[IPv6])[8:40] + len(seg).to_bytes(4, "big") + bytes([0, 0, 0, 6 if TCP in p else 17])
+    s = _sum16(ph)
+    fo = l4_off + (16 if TCP in p else 6)
+    return frame[:fo] + s.to_bytes(2, "big") + frame[fo + 2:]
+
+
+def partial_vnet(frame: bytes):
+    p = Ether(frame)
+    l4_off = len(frame) - len(bytes(p[TCP] if TCP in p else p[UDP]))
+    return (V.F_NEEDS_CSUM, 0, 0, 0, l4_off, 16 if TCP in p else 6)

@@ -260,7 +260,7 @@ class KernelOracle:
         return r
 
     # -- GRO -------------------------------------------------------------------
-    def gro(self, frames, mtu: int = 1500, settle: float = 0.02) -> list:
+    def gro(self, frames, mtu: int = 1500, settle: float = 0.02, vnets=None) -> list:
         """Send ``frames`` (complete, valid frames, no GSO) back to back into the GRO
         receiver; return what the receiving stack hands up, in order: a list of
         ``(vnet_tuple, frame_bytes)``. A merged frame has gso_type/gso_size set and a
@@ -270,13 +270,14 @@ class KernelOracle:
         ``settle`` (s) is how long to wait after the last frame before the marker:
         longer than ``gro_flush_timeout`` (2 ms), so held aggregates are flushed first.
         Frames are sent one per syscall (~10 µs apart), well inside the flush timeout,
-        so a train stays in one GRO aggregate as on a busy NIC.
+        so a train stays in one GRO aggregate as on a busy NIC. ``vnets``: one
+        virtio_net_hdr tuple per frame to send it with (e.g. NEEDS_CSUM), default none.
         """
         self._set_mtu(GRO_DEVS, mtu)
         tx, rx = self._gro_tx, self._gro_rx
         self._drain(rx)
-        for f in frames:
-            self._send(tx, f, VNET_ZERO)
+        for k, f in enumerate(frames):
+            self._send(tx, f, VNET_ZERO if vnets is None else vnets[k])
         time.sleep(settle)
         self._seq += 1
         seq = self._seq

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scapy.all import IP, TCP, UDP, Ether, IPv6, Raw
 
-from gro_trains import dest_opts, tcp_train, udp_train
+from gro_trains import dest_opts, partial_vnet, partialize, tcp_train, udp_train
 from offload import gro
 from offload import status as S
 from offload import vnet as V
@@ -501,3 +501,78 @@ def test_read_only_input_like_an_mmapped_capture():
     assert pays(r) == [4 * PL]
     t = gro.GroTable()
     assert len(t.push(rb)) == 0 and pays_b(t.flush()) == [4 * PL]
+
+
+# --- frames GRO does not merge keep their virtio_net_hdr; CHECKSUM_PARTIAL frames merge ------
+
+def out_vnet(b, k):
+    m = b.meta[k]
+    return tuple(int(m[f]) for f in ("vnet_flags", "gso_type", "hdr_len", "gso_size", "csum_start", "csum_offset"))
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("csum", ["partial", "full"])
+def test_partial_checksum_frames_merge_like_valid_ones(v6, csum):
+    """Linux skips checksum validation of CHECKSUM_PARTIAL frames (skb_gro_checksum_validate)
+    and merges them (test_gro_kernel.py shows the kernel doing it): the aggregate of a
+    partial train is the aggregate of the same train with valid checksums."""
+    fr = tcp_train(4, v6=v6)
+    pf = [partialize(f) for f in fr]
+    assert pf != fr
+    want = gro.coalesce(PacketBatch.from_frames(fr), csum=csum)
+    got = gro.coalesce(PacketBatch.from_frames(pf, vnet=[partial_vnet(f) for f in pf]), csum=csum)
+    assert got.batch.to_frames() == want.batch.to_frames()
+    assert [out_vnet(got.batch, k) for k in range(len(got.batch))] == [out_vnet(want.batch, k) for k in range(len(want.batch))]
+    assert len(got.batch) == 1 and got.counters["merged"] == 3
+    # mixed: valid head, partial rest
+    mixed = gro.coalesce(PacketBatch.from_frames([fr[0]] + pf[1:], vnet=[(0,) * 6] + [partial_vnet(f) for f in pf[1:]]),
+                         csum=csum)
+    assert mixed.batch.to_frames() == want.batch.to_frames()
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_partial_checksum_frame_alone_keeps_its_header(v6):
+    """A CHECKSUM_PARTIAL frame that merges with nothing (alone, PSH alone, pure ACK, after a
+    flow change) leaves as it came: same bytes, same virtio_net_hdr (NEEDS_CSUM with its
+    csum_start/csum_offset) -- not DATA_VALID, its checksum field is only the pseudo sum."""
+    one = partialize(tcp_train(1, v6=v6)[0])
+    ack = partialize(tcp_train(1, v6=v6, sizes=[0])[0])
+    syn = partialize(tcp_train(1, v6=v6, mod=lambda i, L: setattr(L["tcp"], "flags", "S"))[0])
+    frames = [one, ack, syn]
+    vn = [partial_vnet(f) for f in frames]
+    for verify in (True, False):
+        r = gro.coalesce(PacketBatch.from_frames(frames, vnet=vn), verify=verify)
+        assert r.batch.to_frames() == frames
+        assert [out_vnet(r.batch, k) for k in range(3)] == vn
+        assert "GRO_BAD_CSUM" not in r.counters["status"]
+    t = gro.GroTable(max_flows=4)
+    pushed = t.push(PacketBatch.from_frames([one], vnet=[vn[0]]))
+    got = [(out_vnet(pushed, k), f) for k, f in enumerate(pushed.to_frames())]
+    fl = t.flush()
+    got += [(out_vnet(fl, k), f) for k, f in enumerate(fl.to_frames())]
+    assert got == [(vn[0], one)]
+
+
+def test_frames_gro_does_not_touch_keep_their_header():
+    """Super-packets (gso_type set), non-IP frames, fragments, IPv4 options: passed as they
+    came, virtio_net_hdr included, in order with the aggregates of their flow."""
+    fr = tcp_train(3)
+    sp = gro.coalesce(PacketBatch.from_frames(tcp_train(3, seq0=999000, sport=4100)))
+    sp_frame = sp.batch.to_frames()[0]
+    sp_vnet = out_vnet(sp.batch, 0)
+    assert sp_vnet[1] == V.GSO_TCPV4
+    arp = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01", type=0x0806) / Raw(b"\x00" * 28))
+    frag = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / IP(src="10.0.0.1", dst="10.0.0.2", proto=6, flags="MF")
+                 / Raw(b"x" * 40))
+    frames = [fr[0], fr[1], sp_frame, arp, frag, fr[2]]
+    vn = [(0,) * 6, (0,) * 6, sp_vnet, (V.F_DATA_VALID, 0, 0, 0, 0, 0), (0, 0, 7, 0, 0, 0), (0,) * 6]
+    r = gro.coalesce(PacketBatch.from_frames(frames, vnet=vn))
+    outs = r.batch.to_frames()
+    st = [S.NAMES.get(int(x)) for x in r.batch.meta["status"]]
+    k = outs.index(sp_frame)
+    assert out_vnet(r.batch, k) == sp_vnet and int(r.batch.meta["status"][k]) == S.GRO_ALREADY_GSO
+    assert out_vnet(r.batch, outs.index(arp)) == vn[3]
+    assert out_vnet(r.batch, outs.index(frag)) == vn[4]
+    assert sorted(st) == ["GRO_ALREADY_GSO", "GRO_FRAGMENT", "GRO_HEAD", "GRO_NOT_TCP_UDP"], st
+    # fr[0..2] merged: the other flows' frames in between do not split them
+    assert int(r.batch.meta["seg"][st.index("GRO_HEAD")]) == 3
