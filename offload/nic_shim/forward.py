@@ -5,10 +5,11 @@ between a virtio-net port and a NIC.
 For each direction X -> Y, per burst:
 
 1. ``X.rx_burst``;
-2. ``gro`` and Y accepts super-packets: coalesce the burst's wire frames
-   (``offload.gro.Coalescer``, Linux's rules, CHECKSUM_PARTIAL output); frames
-   that already are super-packets or carry a partial checksum go around GRO
-   with their virtio header (``gro_bypass``);
+2. ``gro`` and Y accepts super-packets: coalesce the burst (``offload.gro.Coalescer``,
+   Linux's rules, CHECKSUM_PARTIAL output). As in Linux, frames with a partial
+   checksum (NEEDS_CSUM) merge like verified ones, and a frame GRO does not merge
+   -- a super-packet from a tap, say (counted in ``gro_bypass``) -- leaves with the
+   virtio header it came with, in its place among its flow's frames;
 3. Y does not accept super-packets: segment super-packets (``gso``,
    ``offload.gso.segment`` in full-checksum mode, which also completes the
    partial checksums of the frames it passes) and complete CHECKSUM_PARTIAL
@@ -37,8 +38,11 @@ import time
 
 import numpy as np
 
+from .. import status as _status
 from .. import vnet
 from .port import Port
+
+_GRO_ALREADY_GSO = _status.GRO_ALREADY_GSO
 
 
 def _have(mod: str):
@@ -94,28 +98,17 @@ class Direction:
         c["rx"] += n
         c["rx_bytes"] += int(b.len.sum())
         try:
-            outs = [b]
+            out = b
             if self._gro is not None:
-                # GRO takes wire frames only: a frame that already is a super-packet or
-                # carries a partial checksum (from a tap or a vnet-header socket) keeps
-                # its virtio header and goes around it
-                m = b.meta
-                wire = ((m["vnet_flags"] & vnet.F_NEEDS_CSUM) == 0) & ((m["gso_type"] & 0x7F) == 0)
-                k = int(wire.sum())
-                if k == n:
-                    outs = [self._gro(b)]
-                elif k:
-                    outs = [self._gro(b.select(wire)), b.select(~wire)]
-                    c["gro_bypass"] += n - k
-                else:
-                    c["gro_bypass"] += n
-                if k:
-                    c["gro_in"] += k
-                    c["gro_out"] += len(outs[0])
-            for out in outs:
-                if self.fix_needed:
-                    out = self._fix(out)
-                self._send(out)
+                # every frame goes through GRO: super-packets and frames it cannot merge come
+                # out as they went in (virtio header included), partial checksums merge
+                out = self._gro(b)
+                c["gro_in"] += n
+                c["gro_out"] += len(out)
+                c["gro_bypass"] += int(np.count_nonzero(b.meta["status"] == _GRO_ALREADY_GSO))
+            if self.fix_needed:
+                out = self._fix(out)
+            self._send(out)
         finally:
             self.src.release(b)
         return n
