@@ -70,7 +70,7 @@ def dest_opts(pad=4):
     return IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00" * pad)])
 
 
-def _sum16(data: bytes) -> int:
+def sum16(data: bytes) -> int:
     """Folded one's-complement sum of ``data`` as big-endian 16-bit words (not inverted)."""
     if len(data) % 2:
         data += b"\0"
@@ -91,7 +91,7 @@ def partialize(frame: bytes) -> bytes:
         ph = bytes(p[IP])[12:20] + bytes([0, 6 if TCP in p else 17]) + len(seg).to_bytes(2, "big")
     else:
         ph = bytes(p[IPv6])[8:40] + len(seg).to_bytes(4, "big") + bytes([0, 0, 0, 6 if TCP in p else 17])
-    s = _sum16(ph)
+    s = sum16(ph)
     fo = l4_off + (16 if TCP in p else 6)
     return frame[:fo] + s.to_bytes(2, "big") + frame[fo + 2:]
 

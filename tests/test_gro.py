@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scapy.all import IP, TCP, UDP, Ether, IPv6, Raw
 
-from gro_trains import dest_opts, partial_vnet, partialize, tcp_train, udp_train
+from gro_trains import dest_opts, partial_vnet, partialize, sum16, tcp_train, udp_train
 from offload import gro
 from offload import status as S
 from offload import vnet as V
@@ -26,12 +26,7 @@ def pays(r):
 
 def rfc1071(data: bytes) -> int:
     """Reference Internet checksum (plain Python, independent of offload.csum)."""
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(int.from_bytes(data[k:k + 2], "big") for k in range(0, len(data), 2))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
+    return (~sum16(data)) & 0xFFFF
 
 
 def l4_ok(frame: bytes, m) -> bool:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scapy.all import IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw
 
 import strategies as fs
-from gro_trains import tcp_train, udp_train
+from gro_trains import sum16, tcp_train, udp_train
 from offload import gro, gso
 from offload import status as S
 from offload.batch import PacketBatch
@@ -21,16 +21,6 @@ from offload.parse import parse_frames
 # modest in the normal suite; `make gro-props-long` runs the long campaign
 EXAMPLES = int(os.environ.get("OFFLOAD_GRO_EXAMPLES", "40"))
 SET = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-
-
-def _sum16(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(int.from_bytes(data[k:k + 2], "big") for k in range(0, len(data), 2))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
 
 _LAYOUT = ("vlan_count", "l3_proto", "l3_hdr_len", "ext_len", "l4_proto", "l4_hdr_len", "pflags",
            "l3_off", "l3_end", "l4_off", "pay_off", "pay_len", "dst_off")
@@ -98,7 +88,7 @@ def super_packets(draw):
         ph = bytes(f[l3off + 8:l3off + 40]) + l4len.to_bytes(4, "big") + bytes([0, 0, 0, 17 if udp else 6])
     else:
         ph = bytes(f[l3off + 12:l3off + 20]) + bytes([0, 17 if udp else 6]) + l4len.to_bytes(2, "big")
-    f[l4off + co:l4off + co + 2] = _sum16(ph).to_bytes(2, "big")
+    f[l4off + co:l4off + co + 2] = sum16(ph).to_bytes(2, "big")
     vh = (1, gt, l4off + thl, mss, l4off, co)
     return bytes(f), vh, dict(fixedid=fixedid, cwr=cwr)
 
