@@ -63,7 +63,6 @@ import numpy as np
 from numba import njit
 
 from .batch import LINK_ETHERNET, META_DTYPE, PacketBatch
-from .csum import copy_words
 from .parse import parse_one
 
 DEFAULT_MAX_FRAME = 256 * 1024
@@ -873,6 +872,18 @@ def _wr32(out, p, v, be):
         out[p + 3] = (v >> 24) & 0xFF
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _copy(src, s, dst, d, n):
+    """``dst[d:d+n] = src[s:s+n]`` for ``s, d, n >= 0``. The indices are unsigned: a signed
+    index carries numba's negative-index check, which keeps LLVM from vectorising the loop
+    (~3 ns per byte here; unsigned, as fast as offload.csum.copy_words, without importing
+    offload.csum and its extension machinery, ~0.1 s of start-up for read-only commands)."""
+    a = np.uint64(s)
+    b = np.uint64(d)
+    for k in range(np.uint64(n)):
+        dst[b + k] = src[a + k]
+
+
 @njit(cache=True, nogil=True)
 def emit_records(buf, off, length, wire, has_wire, ts, has_ts, fid, lo, hi, be, pcapng, ns_res, out):
     """Serialise frames ``lo..hi-1`` as pcap records (``pcapng=0``) or EPBs into ``out``,
@@ -881,7 +892,7 @@ def emit_records(buf, off, length, wire, has_wire, ts, has_ts, fid, lo, hi, be, 
     ``ts`` in ns (0 when not ``has_ts``); written as µs (floor) unless ``ns_res``.
     ``wire`` is the original length (the frame length when not ``has_wire``); ``fid``
     the pcapng interface id per frame. The frames must lie inside ``buf``
-    (:func:`check_records`): they are copied with :func:`offload.csum.copy_words`.
+    (:func:`check_records`).
     """
     p = 0
     cap = out.shape[0]
@@ -902,7 +913,7 @@ def emit_records(buf, off, length, wire, has_wire, ts, has_ts, fid, lo, hi, be, 
             _wr32(out, p + 16, ticks & 0xFFFFFFFF, be)
             _wr32(out, p + 20, n, be)
             _wr32(out, p + 24, w, be)
-            copy_words(buf, off[i], out, p + 28, n)
+            _copy(buf, off[i], out, p + 28, n)
             for k in range(p + 28 + n, p + blen - 4):
                 out[k] = 0
             _wr32(out, p + blen - 4, blen, be)
@@ -918,7 +929,7 @@ def emit_records(buf, off, length, wire, has_wire, ts, has_ts, fid, lo, hi, be, 
             _wr32(out, p + 4, frac, be)
             _wr32(out, p + 8, n, be)
             _wr32(out, p + 12, w, be)
-            copy_words(buf, off[i], out, p + 16, n)
+            _copy(buf, off[i], out, p + 16, n)
             p += 16 + n
         i += 1
     return p, i
