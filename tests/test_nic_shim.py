@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from offload import vnet
-from offload.batch import PacketBatch
+from offload.batch import PacketBatch, new_meta
 from offload.nic_shim import open_port
 from offload.nic_shim.afxdp import AfXdpPort
 
@@ -114,8 +114,13 @@ def test_afxdp_tx_rx_against_kernel(topo):
                 got += bt.to_frames()
                 st = p.check_frames()
                 assert st["in_use"] == len(bt)
+                # fresh meta records although the burst's slot was dirtied by the last batch
+                assert bt.meta.tobytes() == new_meta(len(bt)).tobytes()
+                bt.meta["status"][:] = 7
+                bt.meta["l3_off"][:] = 99
                 p.release(bt)
         assert got == frames
+        assert p.stats()["rx_bytes"] == sum(map(len, frames))
         st = p.check_frames(quiet=True)
         assert st["in_use"] == 0 and st["tx+completion"] == 0
         assert p.stats()["rx_packets"] == 300 and p.stats()["tx_packets"] == 300
