@@ -89,7 +89,10 @@ C_CNT = 1           # C_CNT + state: chunks in that state
 C_BOUNCE_POS = 5    # next free byte in the bounce area (relative to its start)
 C_BOUNCE_LIVE = 6   # bounced frames not yet released
 C_ERR = 7           # accounting violations seen by a kernel (double release, unknown addr)
-C_LEN = 8
+C_RX_PKTS = 8       # rx_burst counters, kept by the burst kernel (stats() adds them in)
+C_RX_BYTES = 9
+C_RX_BURSTS = 10
+C_LEN = 11
 
 # One int64 table per queue: the addresses (and sizes) of everything the burst kernels
 # touch, so that rx_burst/release dispatch one kernel with 2-4 array arguments.
@@ -343,7 +346,9 @@ def _tab_views(tab):
 def _rx_burst(tab, outs, meta_u8, tpl_u8, maxn, start):
     """One queue's share of an rx_burst: :func:`_rx` into ``outs`` rows (off, len, chunk)
     from ``start``, fresh meta records (template bytes) for the frames taken, then
-    :func:`_refill` of the queue's fill ring. Returns (frames now in outs, bytes taken)."""
+    :func:`_refill` of the queue's fill ring; counts packets, bytes and bursts (a burst
+    is counted by the first queue that contributes to it) in ``ctl``. Returns the number
+    of frames now in ``outs``."""
     rxp, rxc, d64, d32, fp, fc, fr, umem, free_stack, fstate, ctl, qf = _tab_views(tab)
     size = tab[T_RING]
     chunk = tab[T_CHUNK]
@@ -356,7 +361,11 @@ def _rx_burst(tab, outs, meta_u8, tpl_u8, maxn, start):
     nbytes = np.int64(0)
     for i in range(n - start):
         nbytes += ln[start + i]
-    return n, nbytes
+    ctl[C_RX_PKTS] += n - start
+    ctl[C_RX_BYTES] += nbytes
+    if start == 0 and n > 0:
+        ctl[C_RX_BURSTS] += 1
+    return n
 
 
 @njit(cache=True, nogil=True)
@@ -707,12 +716,11 @@ class AfXdpPort(Port):
             m = np.empty(self.max_burst, META_DTYPE)
             idx, o_off, o_len, o_chunk, meta_rec, meta_u8 = self._slot_view(
                 np.zeros((3, self.max_burst), np.int64), m, m.view(np.uint8))
-        n = nbytes = 0
+        n = 0
         nq = len(qs)
         for k in range(nq):
             q = qs[(self._rr + k) % nq]
-            n, nb = _rx_burst(q.tab, idx, meta_u8, self._meta_tpl_u8, maxn, n)
-            nbytes += nb
+            n = _rx_burst(q.tab, idx, meta_u8, self._meta_tpl_u8, maxn, n)
             if n >= maxn:
                 break
         self._rr += 1
@@ -722,12 +730,8 @@ class AfXdpPort(Port):
             return self._empty
         off = o_off[:n]
         b = fast_batch(self.buf, off, o_len[:n], meta_rec[:n])
-        # what Port._hand_out does, inline
+        # what Port._hand_out does, inline; the kernel has counted the burst in ctl
         self._outstanding[id(off)] = (off, slot, o_chunk[:n])
-        st = self._stats
-        st["rx_packets"] += n
-        st["rx_bytes"] += nbytes
-        st["rx_bursts"] += 1
         return b
 
     def release(self, batch: PacketBatch) -> None:
@@ -846,6 +850,10 @@ class AfXdpPort(Port):
 
     def stats(self) -> dict:
         d = super().stats()
+        c = self.ctl
+        d["rx_packets"] += int(c[C_RX_PKTS])
+        d["rx_bytes"] += int(c[C_RX_BYTES])
+        d["rx_bursts"] += int(c[C_RX_BURSTS])
         if not self.closed:
             d.update({f"xsk_{k}": v for k, v in self.xdp_statistics().items()})
             d.update(frames={STATE_NAMES[s]: int(self.ctl[C_CNT + s]) for s in range(4)},
