@@ -19,7 +19,11 @@ import conftest
 
 pytestmark = [pytest.mark.hostile, pytest.mark.slow]
 
-PER_FILE_S = 20
+# A hang is what the limit catches; it is not a speed target (the slowest file is
+# printed). Files after the first can still pay for compiling a path the first did not
+# take (pcapng, other link types), slowly under NUMBA_BOUNDSCHECK=1 on a loaded 2-core
+# machine where the rest of the suite runs alongside: 20 s was seen to be too tight.
+PER_FILE_S = 90
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
