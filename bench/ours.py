@@ -227,17 +227,20 @@ def _pcap(w, frames):
     path = w.file
 
     def once():
-        b = pcap.read(path)
-        parse_batch(b)
-        return b
+        return pcap.read(path, parse=True)
     b = once()
     if len(b) != len(frames) or bytes(b.frame(len(b) - 1)) != frames[-1]:
         raise AssertionError("offload.pcap read different frames")
+    # the walk's parse must be the parser's: same meta as parse_batch afterwards
+    sep = pcap.read(path)
+    parse_batch(sep)
+    if not np.array_equal(sep.meta, b.meta):
+        raise AssertionError("pcap.read(parse=True) parsed differently from parse_batch")
 
     def run():
         once()
-    return run, ("offload.pcap.read (mmap of the file, page cache) + offload.parse.parse_batch of every frame, "
-                 "one call each for the whole file")
+    return run, ("offload.pcap.read(parse=True): mmap of the file (page cache), every frame parsed during "
+                 "the record walk, one call for the whole file")
 
 
 def _pcapw(w, frames):
