@@ -36,7 +36,8 @@ see reference/offload-rules.md §3):
   aggregate;
 * checksums (IPv4 header, TCP/UDP) are verified before a frame counts as
   merged; a bad one is passed alone with ``GRO_BAD_CSUM``. Frames whose
-  virtio_net_hdr carries DATA_VALID are trusted, like CHECKSUM_UNNECESSARY, and so
+  virtio_net_hdr carries DATA_VALID have their L4 checksum trusted, like
+  CHECKSUM_UNNECESSARY (their IPv4 header checksum is still checked, as Linux does), and so
   are NEEDS_CSUM frames with csum_start at the L4 header (CHECKSUM_PARTIAL: Linux
   skips their validation and merges them; the aggregate's checksum is computed anew);
 * size: the aggregate's IP packet stays below ``max_size`` (65536 by default,
@@ -385,7 +386,10 @@ def _classify(buf, s, meta, i, P):
     if pf & (S.PF_L2_PAD | S.PF_UDP_SHORT):
         return S.GRO_L2_PAD, True
     l3 = s + np.int64(m.l3_off)
-    if l3p == 0x0800 and P[P_VERIFY] != 0 and (np.int64(m.vnet_flags) & V.F_DATA_VALID) == 0:
+    # The IPv4 header checksum is checked even for DATA_VALID frames: DATA_VALID
+    # (CHECKSUM_UNNECESSARY) vouches for the L4 checksum only, and Linux's
+    # inet_gro_receive always runs ip_fast_csum over the header.
+    if l3p == 0x0800 and P[P_VERIFY] != 0:
         if sum_short(buf, l3, 20) != 0xFFFF:
             return S.GRO_BAD_CSUM, True
     l4 = s + np.int64(m.l4_off)

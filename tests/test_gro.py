@@ -189,6 +189,13 @@ def test_ip_header_csum_bad():
             L["l3"].chksum = 0x4321
     r, b = run(tcp_train(3, mod=mod))
     assert pays(r) == [PL, PL, PL] and b.meta["status"][1] == S.GRO_BAD_CSUM
+    # DATA_VALID vouches for the L4 checksum only: Linux's inet_gro_receive checks the
+    # IPv4 header (ip_fast_csum) of every frame all the same
+    dv = [(V.F_DATA_VALID, 0, 0, 0, 0, 0)] * 3
+    r = gro.coalesce(PacketBatch.from_frames(tcp_train(3, mod=mod), vnet=dv))
+    assert pays(r) == [PL, PL, PL] and r.batch.meta["status"][1] == S.GRO_BAD_CSUM
+    r = gro.coalesce(PacketBatch.from_frames(tcp_train(3), vnet=dv))
+    assert pays(r) == [3 * PL]
 
 
 @pytest.mark.parametrize("v6", [False, True])
