@@ -356,7 +356,9 @@ else:
 def _host_has_avx512bw() -> bool:
     """pmaddwd on 512-bit vectors is used only when Numba compiles for this host and the
     host has AVX-512BW (a ``NUMBA_CPU_NAME`` override, e.g. for portable caches, gets the
-    generic block sum)."""
+    generic block sum). ``OFFLOAD_CSUM_GENERIC=1`` forces the generic sum, to test it on
+    an AVX-512 host: use it with a fresh ``NUMBA_CACHE_DIR`` (the cache is keyed on the
+    source and the CPU, not on this switch)."""
     if _nb_config.CPU_NAME or _os.environ.get("OFFLOAD_CSUM_GENERIC"):
         return False
     try:
@@ -896,6 +898,15 @@ def _layout(m):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _ip_verdict(tot, found):
+    """(code, wanted value) of an IPv4 header checksum from ``tot``, the folded sum of the
+    header with the field as found (``found``, big-endian value)."""
+    if tot == 0xFFFF:
+        return S.OK, np.int64(found)
+    return S.CSUM_BAD_IP, np.int64(np.uint64(0xFFFF) ^ csum_sub(tot, found))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _l4_verdict(kind, found, tot):
     """(code, wanted value) of an L4 checksum from ``tot``, the folded sum of the span and
     its pseudo-header with the field as found: UDP_ZERO_V6, OK or BAD_L4 (the caller
@@ -922,15 +933,9 @@ def _verify_rec(buf, w32, s, n, m, detail, i, fast):
     ipw = -1
     if l3p == 0x0800 and hl >= 20 and l3 >= 0 and l3 + hl <= n:
         a3 = s + l3
-        tot = acc_to_sum(_acc(buf, w32, a3, hl, fast), a3)
         found = _be16(buf, a3 + 10)
         ipf = np.int64(found)
-        if tot == 0xFFFF:
-            ip = S.OK
-            ipw = ipf
-        else:
-            ip = S.CSUM_BAD_IP
-            ipw = np.int64(np.uint64(0xFFFF) ^ csum_sub(tot, found))
+        ip, ipw = _ip_verdict(acc_to_sum(_acc(buf, w32, a3, hl, fast), a3), found)
     code, kind, l4, ln = _plan(buf, s, n, st, l3p, pflags, proto, l3, l4o, end, dst)
     l4f = -1
     l4w = -1
@@ -1101,15 +1106,8 @@ def _verify_fused(p, b, s, l3p, proto, l3, kind, l4, ln):
     ipfv = np.int64(-1)
     ipw = np.int64(-1)
     if l3p == 0x0800:
-        itot = bswap16(fold16(ipx + ipf))
-        ipf = bswap16(ipf)
-        ipfv = np.int64(ipf)
-        if itot == 0xFFFF:
-            ip = S.OK
-            ipw = ipfv
-        else:
-            ip = S.CSUM_BAD_IP
-            ipw = np.int64(np.uint64(0xFFFF) ^ csum_sub(itot, ipf))
+        ipfv = np.int64(bswap16(ipf))
+        ip, ipw = _ip_verdict(bswap16(fold16(ipx + ipf)), bswap16(ipf))
     found = _be16(b, s + l4 + field_offset(kind))
     l4f = np.int64(found)
     l4w = np.int64(-1)
@@ -1457,11 +1455,13 @@ class CsumResult:
 _NO_W32 = np.empty(0, np.uint32)
 
 
-def _detail_for(batch, detail):
+def _burst(batch, detail):
+    """(n, a detail array of at least n rows) for one batch-kernel call: a larger caller
+    array is written in its first n rows and cut to n rows when the result is read."""
     n = batch.off.shape[0]
     if detail is None or detail.shape[0] < n:
-        return np.empty((n, D_COLS), np.int32)
-    return detail[:n]
+        detail = np.empty((n, D_COLS), np.int32)
+    return n, detail
 
 
 def verify_batch(batch, parse: bool = True, detail: np.ndarray | None = None) -> CsumResult:
@@ -1473,15 +1473,11 @@ def verify_batch(batch, parse: bool = True, detail: np.ndarray | None = None) ->
     ``meta['status']``; good frames get DATA_VALID in ``meta['vnet_flags']``.
     ``result.count`` is the number of bad frames (partial ones not included).
     """
-    off = batch.off
-    n = off.shape[0]
+    n, detail = _burst(batch, detail)
     meta = batch.meta
     if n == 0:
-        return CsumResult(meta["csum"].copy(), _detail_for(batch, detail), 0)
-    if detail is None or detail.shape[0] < n:
-        detail = np.empty((n, D_COLS), np.int32)
-    # a larger caller array is written in its first n rows and cut to n rows when read
-    bad = _verify_kernel(batch.buf, off, batch.len, meta, detail, parse)
+        return CsumResult(meta["csum"].copy(), detail, 0, None, 0)
+    bad = _verify_kernel(batch.buf, batch.off, batch.len, meta, detail, parse)
     return CsumResult(None, detail, bad, meta, n)
 
 
@@ -1495,14 +1491,11 @@ def fill_batch(batch, parse: bool = True, keep_udp_none: bool = True,
     their L4 bytes; ``result.status`` says why. ``result.count`` is the number of
     frames with every checksum written. NEEDS_CSUM is cleared on filled frames.
     """
-    off = batch.off
-    n = off.shape[0]
+    n, detail = _burst(batch, detail)
     meta = batch.meta
     if n == 0:
-        return CsumResult(meta["csum"].copy(), _detail_for(batch, detail), 0)
-    if detail is None or detail.shape[0] < n:
-        detail = np.empty((n, D_COLS), np.int32)
-    done = _fill_kernel(batch.buf, off, batch.len, meta, detail, parse, keep_udp_none)
+        return CsumResult(meta["csum"].copy(), detail, 0, None, 0)
+    done = _fill_kernel(batch.buf, batch.off, batch.len, meta, detail, parse, keep_udp_none)
     return CsumResult(None, detail, done, meta, n)
 
 
