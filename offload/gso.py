@@ -40,6 +40,10 @@ Linux rules followed (``net/ipv4/tcp_offload.c``, ``net/ipv4/af_inet.c``,
   as Linux GSO has no handler for them;
 * USO: ``gso_size`` payload bytes per datagram (the last shorter), own UDP length
   and checksum, at most ``max_udp_segments`` (128, UDP_MAX_SEGMENTS) per super-packet;
+* TCP: at most ``max_segments`` (65535, :data:`GSO_MAX_SEGS`) segments per super-packet,
+  the most a Linux TCP sender builds (``gso_segs`` is 16-bit); more is refused
+  (``GSO_TOO_MANY_SEGS``). Linux itself would cut such an skb in software
+  (``gso_features_check`` only takes the device's GSO away), but none comes from its stack;
 * UFO: the UDP checksum is computed once over the whole datagram, then the IP
   payload (UDP header + data) is cut into ``frag_size``-byte pieces (a multiple of
   8): IPv4 fragments keep the ID, carry offset/8 and MF on all but the last, and the
@@ -91,8 +95,12 @@ from numba import njit
 
 from . import status as S
 from .batch import OutputArena, PacketBatch
-from .csum import copy_sum_words, copy_words, csum_add, csum_sub, fold16, pseudo_sum_v4, pseudo_sum_v6, sum_span
-from .parse import parse_one
+from numba.core import config as _nb_config
+
+from .csum import (_copy_sum_words_at, _copy_words_at, _mk_ptr_store, _ref, _st8, acc_any, bswap16,
+                   copy_sum_words, copy_words, csum_add, csum_sub, fold16, pseudo_sum_v4, pseudo_sum_v6,
+                   sum_short)
+from .parse import _borrow, parse_one
 from .vnet import (F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4,
                    UDP_MAX_SEGMENTS, validate_one)
 
@@ -129,6 +137,12 @@ N_COUNTERS = 9
 COUNTER_NAMES = ("frames", "super_frames", "segments", "passed", "refused", "no_room",
                  "payload_bytes", "bytes_out", "not_supported")
 
+# Most TCP segments one super-packet may become (Linux GSO_MAX_SEGS, the default
+# dev->gso_max_segs; skb_shared_info.gso_segs is a u16). Linux's TCP sender never builds a
+# bigger one (tcp_tso_autosize caps at sk_gso_max_segs); only untrusted input (a virtio
+# header or a capture with a tiny MSS) can ask for more, and is refused: GSO_TOO_MANY_SEGS.
+GSO_MAX_SEGS = 65535
+
 _TCP_FIN = 0x01
 _TCP_PSH = 0x08
 _TCP_CWR = 0x80
@@ -156,6 +170,35 @@ def _put32(b, p, v):
 @njit(cache=True, nogil=True, inline="always")
 def _i(x):
     return np.int64(x)
+
+
+# Big-endian 16/32-bit stores into an output buffer through its data pointer (one store
+# each instead of two or four byte stores, no index checks); bounds-checked runs
+# (NUMBA_BOUNDSCHECK=1) get the array (csum._ref) and store byte by byte, checked.
+if _nb_config.BOUNDSCHECK:
+    @njit(cache=True, nogil=True, inline="always")
+    def _st16be(p, idx, v):
+        p[idx] = (v >> 8) & 0xFF
+        p[idx + 1] = v & 0xFF
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _st32be(p, idx, v):
+        p[idx] = (v >> 24) & 0xFF
+        p[idx + 1] = (v >> 16) & 0xFF
+        p[idx + 2] = (v >> 8) & 0xFF
+        p[idx + 3] = v & 0xFF
+else:
+    _st16_raw = _mk_ptr_store(16)
+    _st32_raw = _mk_ptr_store(32)
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _st16be(p, idx, v):
+        _st16_raw(p, idx, bswap16(np.uint64(v & 0xFFFF)))
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _st32be(p, idx, v):
+        w = np.uint64(v & 0xFFFFFFFF)
+        _st32_raw(p, idx, (bswap16(w >> np.uint64(16))) | (bswap16(w & np.uint64(0xFFFF)) << np.uint64(16)))
 
 
 @njit(cache=True, nogil=True)
@@ -214,7 +257,7 @@ def _ext_segmentable(buf, s, n, meta, i):
 
 @njit(cache=True, nogil=True)
 def _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, csum_mode,
-          max_udp_segs, refused_pass, act, segsz, nseg, counters):
+          max_udp_segs, max_tcp_segs, refused_pass, act, segsz, nseg, counters):
     """Parse and decide, per frame: action, segment size, segment count. Returns
     ``(frames_out, bytes_out)`` needed by :func:`_run` (bytes include alignment slack)."""
     nbuf = buf.shape[0]
@@ -330,6 +373,8 @@ def _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, 
                     k = (plen + size - 1) // size
                     if kind == _A_USO and k > max_udp_segs:
                         st = S.GSO_TOO_MANY_SEGS
+                    elif kind == _A_TCP and k > max_tcp_segs:
+                        st = S.GSO_TOO_MANY_SEGS
                     if st == S.OK:
                         nseg[i] = k
                         segsz[i] = size
@@ -394,11 +439,11 @@ def _clear_vnet(o, hdr_len):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _ipv4_base_sum(buf, w32, s, l3, ihl, var_off):
+def _ipv4_base_sum(buf, s, l3, ihl, var_off):
     """Sum of the IPv4 header at ``s+l3`` without its total length, checksum and the
     16-bit field at ``var_off`` (ID for segments, fragment word for fragments): the part
     every output frame shares."""
-    ipsum = sum_span(buf, w32, s + l3, ihl)
+    ipsum = sum_short(buf, s + l3, ihl)
     ipsum = csum_sub(ipsum, _be16(buf, s + l3 + 2))
     ipsum = csum_sub(ipsum, _be16(buf, s + l3 + var_off))
     return csum_sub(ipsum, _be16(buf, s + l3 + 10))
@@ -412,10 +457,14 @@ def _place(cursor, src_abs, lead):
 
 
 @njit(cache=True, nogil=True)
-def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, accecn,
-                 obuf, ow32, cursor, ooff, olen, ometa, j):
+def _seg_tcp_udp(buf, s, meta, i, kind, mss, k_total, csum_mode, fixedid, accecn,
+                 obuf, cursor, ooff, olen, ometa, j):
     """Write the segments of super-packet ``i`` (TCP or USO) starting at output frame ``j``
-    and byte offset ``cursor``. Returns the new cursor."""
+    and byte offset ``cursor``. Returns the new cursor.
+
+    The arrays arrive borrowed (no reference count): the copies read and write through
+    data pointers, the header fields are patched with one 16/32-bit store each, and the
+    output records are written in a second, copy-free loop."""
     m = meta[i]
     l3 = _i(m.l3_off)
     l4 = _i(m.l4_off)
@@ -429,10 +478,11 @@ def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, a
     l4o = l4 - jcut                  # L4 offset in the segments
     head1 = po if jcut == 0 else l3 + 40   # first header piece copied as is
     is_tcp = kind == _A_TCP
+    full = csum_mode == CSUM_FULL
     # -- per super-packet sums (the fields that change per segment are taken out) --
     if v4:
         ihl = _i(m.l3_hdr_len)
-        ipsum = _ipv4_base_sum(buf, w32, s, l3, ihl, 4)
+        ipsum = _ipv4_base_sum(buf, s, l3, ihl, 4)
         ip_id = _be16(buf, s + l3 + 4)
         psum = pseudo_sum_v4(buf, s + l3, proto, 0)
     else:
@@ -440,7 +490,7 @@ def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, a
         ipsum = np.uint64(0)
         ip_id = 0
         psum = pseudo_sum_v6(buf, s + l3, s + _i(m.dst_off), proto, 0)
-    hsum = sum_span(buf, w32, s + l4, thl)
+    hsum = sum_short(buf, s + l4, thl)
     hsum = csum_sub(hsum, _be16(buf, s + l4 + (16 if is_tcp else 6)))   # checksum field
     if is_tcp:
         seq0 = (_be16(buf, s + l4 + 4) << 16) | _be16(buf, s + l4 + 6)
@@ -454,96 +504,104 @@ def _seg_tcp_udp(buf, w32, s, meta, i, kind, mss, k_total, csum_mode, fixedid, a
         hsum = csum_sub(hsum, _be16(buf, s + l4 + 4))       # UDP length
     base = csum_add(psum, hsum)
     hbh_next = _i(buf[s + l3 + 40]) if jcut else 0
+    # flags of the first, middle and last segments (FIN/PSH last only, CWR first only)
+    fl_mid = fword & ~(_TCP_FIN | _TCP_PSH)
+    if not accecn:
+        fl_mid &= ~_TCP_CWR
+    fl_first = fword & ~(_TCP_FIN | _TCP_PSH)
+    fl_last = fword if (accecn or k_total == 1) else fword & ~_TCP_CWR
+    id_step = 0 if (fixedid and is_tcp) else 1
+    ext6 = _i(m.ext_len) - jcut
+    pin = _ref(buf)
+    pout = _ref(obuf)
+    last_len = plen - mss * (k_total - 1)
+    cpos_rel = l4o + (16 if is_tcp else 6)
     for k in range(k_total):
         last = k == k_total - 1
-        seglen = mss if not last else plen - mss * (k_total - 1)
+        seglen = mss if not last else last_len
         src_pay = s + po + k * mss
         d = _place(cursor, src_pay, hdr_out)
-        copy_words(buf, s, obuf, d, head1)
+        _copy_words_at(pin, s, pout, d, head1)
         if jcut:
-            copy_words(buf, s + l3 + 48, obuf, d + l3 + 40, po - (l3 + 48))
-        if csum_mode == CSUM_FULL:
-            paysum = copy_sum_words(buf, src_pay, obuf, d + hdr_out, seglen)
+            _copy_words_at(pin, s + l3 + 48, pout, d + l3 + 40, po - (l3 + 48))
+        if full:
+            paysum = _copy_sum_words_at(pin, src_pay, pout, d + hdr_out, seglen)
         else:
-            copy_words(buf, src_pay, obuf, d + hdr_out, seglen)
+            _copy_words_at(pin, src_pay, pout, d + hdr_out, seglen)
             paysum = np.uint64(0)
         l4len = thl + seglen
         # IP header
         if v4:
             tot = ihl + l4len
-            _put16(obuf, d + l3 + 2, tot)
-            idk = ip_id if (fixedid and is_tcp) else (ip_id + k) & 0xFFFF
-            _put16(obuf, d + l3 + 4, idk)
+            idk = (ip_id + k * id_step) & 0xFFFF
+            _st32be(pout, d + l3 + 2, (tot << 16) | idk)     # total length, ID
             c = fold16(ipsum + np.uint64(tot) + np.uint64(idk))
-            _put16(obuf, d + l3 + 10, _i(~c & np.uint64(0xFFFF)))
+            _st16be(pout, d + l3 + 10, _i(~c & np.uint64(0xFFFF)))
         else:
-            _put16(obuf, d + l3 + 4, _i(m.ext_len) - jcut + l4len)
+            _st16be(pout, d + l3 + 4, ext6 + l4len)
             if jcut:
-                obuf[d + l3 + 6] = hbh_next
+                _st8(pout, d + l3 + 6, np.uint64(hbh_next))
         # L4 header
         if is_tcp:
             seq = (seq0 + k * mss) & 0xFFFFFFFF
-            _put32(obuf, d + l4o + 4, seq)
-            fl = fword
-            if not last:
-                fl &= ~(_TCP_FIN | _TCP_PSH)
-            if k > 0 and not accecn:
-                fl &= ~_TCP_CWR
-            obuf[d + l4o + 13] = fl & 0xFF
-            cpos = d + l4o + 16
+            _st32be(pout, d + l4o + 4, seq)
+            fl = fl_mid if k > 0 else fl_first
+            if last:
+                fl = fl_last
+            _st8(pout, d + l4o + 13, np.uint64(fl & 0xFF))
             var = np.uint64(seq >> 16) + np.uint64(seq & 0xFFFF) + np.uint64(fl)
         else:
-            _put16(obuf, d + l4o + 4, l4len)
-            cpos = d + l4o + 6
+            _st16be(pout, d + l4o + 4, l4len)
             var = np.uint64(l4len)
-        if csum_mode == CSUM_FULL:
+        if full:
             # one fold of the plain 64-bit sum: the same 1..0xFFFF representative as
-            # folding after every addition (all terms are small), a third of the work
+            # folding after every addition (all terms are small)
             tsum = fold16(base + np.uint64(l4len) + var + paysum)
             c = _i(~tsum & np.uint64(0xFFFF))
             if c == 0 and not is_tcp:
                 c = 0xFFFF
-            _put16(obuf, cpos, c)
+            _st16be(pout, d + cpos_rel, c)
         elif csum_mode == CSUM_PARTIAL:
-            _put16(obuf, cpos, _i(csum_add(psum, np.uint64(l4len))))
-        # meta of the segment
-        jj = j + k
-        if k == 0:
-            _copy_meta(meta, i, ometa, jj)
-        else:
-            ometa[jj] = ometa[j]          # one record copy; the per-segment fields follow
-        o = ometa[jj]
-        o.seg = k
-        o.pay_len = seglen
-        o.l3_end = hdr_out + seglen
-        ooff[jj] = d
-        olen[jj] = hdr_out + seglen
+            _st16be(pout, d + cpos_rel, _i(csum_add(psum, np.uint64(l4len))))
+        ooff[j + k] = d
         cursor = d + hdr_out + seglen
-        if k > 0:
-            continue
-        o.status = S.GSO_SEGMENTED
-        _clear_vnet(o, hdr_out)
-        if csum_mode == CSUM_PARTIAL:
-            o.vnet_flags = F_NEEDS_CSUM
-            o.csum_start = l4o
-            o.csum_offset = 16 if is_tcp else 6
-        o.pay_off = hdr_out
-        o.l4_off = l4o
-        pfl = _i(m.pflags) & ~(S.PF_LEN0 | S.PF_JUMBO | S.PF_L2_PAD | S.PF_UDP_SHORT)
-        if jcut:
-            o.ext_len = _i(m.ext_len) - 8
-            o.l3_hdr_len = _i(m.l3_hdr_len) - 8
-            if _i(m.dst_off) > l3 + 40:
-                o.dst_off = _i(m.dst_off) - 8
-            if _i(m.ext_len) == 8:
-                pfl &= ~S.PF_IPV6_EXT
-        o.pflags = pfl
+    # -- output records: the first from the input's, the others copies of the first --
+    _copy_meta(meta, i, ometa, j)
+    o = ometa[j]
+    o.status = S.GSO_SEGMENTED
+    _clear_vnet(o, hdr_out)
+    if csum_mode == CSUM_PARTIAL:
+        o.vnet_flags = F_NEEDS_CSUM
+        o.csum_start = l4o
+        o.csum_offset = 16 if is_tcp else 6
+    o.pay_off = hdr_out
+    o.l4_off = l4o
+    pfl = _i(m.pflags) & ~(S.PF_LEN0 | S.PF_JUMBO | S.PF_L2_PAD | S.PF_UDP_SHORT)
+    if jcut:
+        o.ext_len = _i(m.ext_len) - 8
+        o.l3_hdr_len = _i(m.l3_hdr_len) - 8
+        if _i(m.dst_off) > l3 + 40:
+            o.dst_off = _i(m.dst_off) - 8
+        if _i(m.ext_len) == 8:
+            pfl &= ~S.PF_IPV6_EXT
+    o.pflags = pfl
+    o.pay_len = mss
+    o.l3_end = hdr_out + mss
+    for k in range(1, k_total):
+        ometa[j + k] = ometa[j]
+        ometa[j + k].seg = k
+    ol = ometa[j + k_total - 1]
+    ol.pay_len = last_len
+    ol.l3_end = hdr_out + last_len
+    for k in range(k_total - 1):
+        olen[j + k] = hdr_out + mss
+    olen[j + k_total - 1] = hdr_out + last_len
     return cursor
 
 
 @njit(cache=True, nogil=True)
-def _frag_udp(buf, w32, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
-              obuf, ow32, cursor, ooff, olen, ometa, j):
+def _frag_udp(buf, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
+              obuf, cursor, ooff, olen, ometa, j):
     """Write the IP fragments of UDP datagram ``i`` (UFO). Returns the new cursor."""
     m = meta[i]
     l3 = _i(m.l3_off)
@@ -554,7 +612,7 @@ def _frag_udp(buf, w32, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
     hdr_out = l4 + extra
     if v4:
         ihl = _i(m.l3_hdr_len)
-        ipsum = _ipv4_base_sum(buf, w32, s, l3, ihl, 6)
+        ipsum = _ipv4_base_sum(buf, s, l3, ihl, 6)
         psum = pseudo_sum_v4(buf, s + l3, 17, dlen)
     else:
         ihl = 0
@@ -629,8 +687,8 @@ def _frag_udp(buf, w32, s, meta, i, kind, fsz, k_total, csum_mode, frag_id,
 
 
 @njit(cache=True, nogil=True)
-def _run(buf, w32, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid, accecn,
-         frag_id_base, refused_pass, obuf, ow32, ooff, olen, ometa, ots, counters):
+def _run(buf, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid, accecn,
+         frag_id_base, refused_pass, obuf, ooff, olen, ometa, ots, counters):
     """Write every planned output frame. Returns ``(frames written, bytes used)``."""
     cap = obuf.shape[0]
     maxf = ooff.shape[0]
@@ -657,14 +715,14 @@ def _run(buf, w32, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid,
             continue
         start = cursor
         if a == _A_TCP or a == _A_USO:
-            cursor = _seg_tcp_udp(buf, w32, s, meta, i, a, segsz[i], k, csum_mode, fixedid, accecn,
-                                  obuf, ow32, cursor, ooff, olen, ometa, j)
+            cursor = _seg_tcp_udp(buf, s, meta, i, a, segsz[i], k, csum_mode, fixedid, accecn,
+                                  obuf, cursor, ooff, olen, ometa, j)
             counters[C_SUPER] += 1
             counters[C_SEGS] += k
             counters[C_PAYLOAD] += _i(m.pay_len)
         elif a == _A_UFO4 or a == _A_UFO6:
-            cursor = _frag_udp(buf, w32, s, meta, i, a, segsz[i], k, csum_mode, frag_id_base + i,
-                               obuf, ow32, cursor, ooff, olen, ometa, j)
+            cursor = _frag_udp(buf, s, meta, i, a, segsz[i], k, csum_mode, frag_id_base + i,
+                               obuf, cursor, ooff, olen, ometa, j)
             counters[C_SUPER] += 1
             counters[C_SEGS] += k
             counters[C_PAYLOAD] += _i(m.l3_end) - _i(m.l4_off)
@@ -676,7 +734,7 @@ def _run(buf, w32, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid,
                 # skb_checksum_help: sum csum_start..end over the preloaded field, fold, invert
                 cs = _i(m.csum_start)
                 cpos = d + cs + _i(m.csum_offset)
-                c = _i(~sum_span(obuf, ow32, d + cs, n - cs) & np.uint64(0xFFFF))
+                c = _i(~bswap16(fold16(acc_any(obuf, d + cs, n - cs))) & np.uint64(0xFFFF))
                 if c == 0:
                     c = 0xFFFF
                 _put16(obuf, cpos, c)
@@ -700,20 +758,52 @@ def _run(buf, w32, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid,
     return j, cursor
 
 
+# flag bits of the kernel's ``flags`` argument
+_F_VNET = 1
+_F_TCP = 2
+_F_REFUSED_PASS = 4
+_F_FIXEDID = 8
+_F_ACCECN = 16
+
+
 @njit(cache=True, nogil=True)
-def _plan_run(buf, w32, off, length, meta, its, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, csum_mode,
-              max_udp_segs, refused_pass, fixedid, accecn, frag_id_base, obuf, ow32, ooff, olen, ometa, ots):
-    """Plan and write in one call (one dispatch per burst) when the caller brings the arena."""
+def _kernel(buf, off, length, meta, its, obuf, ooff, olen, ometa, ots, work, step, flags,
+            mss_arg, mtu_arg, udp_mode, csum_mode, max_udp_segs, max_tcp_segs, frag_id_base):
+    """The one entry point from Python (one dispatch per burst, no array returned: boxing
+    an array costs more than a 16 KB super-packet's copy).
+
+    ``work`` (int64, ``N_COUNTERS + 3 * n``): counters, then per input frame the action,
+    the segment size and the segment count. ``step`` 1: plan only, returns the
+    ``(frames, bytes)`` the output needs (the ``o*`` arrays are not touched); 2: write the
+    planned frames; 3: both. Returns ``(frames, bytes)`` written for steps 2 and 3. Every
+    array is borrowed (no reference counting in the helpers it is passed to)."""
     n = off.shape[0]
-    act = np.empty(n, np.int8)
-    segsz = np.empty(n, np.int64)
-    nseg = np.empty(n, np.int64)
-    counters = np.zeros(N_COUNTERS, np.int64)
-    _plan(buf, off, length, meta, use_vnet, mss_arg, mtu_arg, udp_mode, tcp_on, csum_mode, max_udp_segs,
-          refused_pass, act, segsz, nseg, counters)
-    nout, used = _run(buf, w32, off, length, meta, its, act, segsz, nseg, csum_mode, fixedid, accecn,
-                      frag_id_base, refused_pass, obuf, ow32, ooff, olen, ometa, ots, counters)
-    return nout, used, act, counters
+    buf = _borrow(buf)
+    off = _borrow(off)
+    length = _borrow(length)
+    meta = _borrow(meta)
+    its = _borrow(its)
+    obuf = _borrow(obuf)
+    ooff = _borrow(ooff)
+    olen = _borrow(olen)
+    ometa = _borrow(ometa)
+    ots = _borrow(ots)
+    work = _borrow(work)
+    counters = work[:N_COUNTERS]
+    act = work[N_COUNTERS:N_COUNTERS + n]
+    segsz = work[N_COUNTERS + n:N_COUNTERS + 2 * n]
+    nseg = work[N_COUNTERS + 2 * n:N_COUNTERS + 3 * n]
+    refused_pass = (flags & _F_REFUSED_PASS) != 0
+    if step & 1:
+        for q in range(N_COUNTERS):
+            counters[q] = 0
+        nf, nb = _plan(buf, off, length, meta, (flags & _F_VNET) != 0, mss_arg, mtu_arg, udp_mode,
+                       (flags & _F_TCP) != 0, csum_mode, max_udp_segs, max_tcp_segs, refused_pass, act, segsz,
+                       nseg, counters)
+        if step == 1:
+            return nf, nb
+    return _run(buf, off, length, meta, its, act, segsz, nseg, csum_mode, (flags & _F_FIXEDID) != 0,
+                (flags & _F_ACCECN) != 0, frag_id_base, refused_pass, obuf, ooff, olen, ometa, ots, counters)
 
 
 class GsoResult:
@@ -725,18 +815,23 @@ class GsoResult:
     ``status``: the per-input-frame status (a view of the input ``meta['status']``);
     ``counters``: :data:`COUNTER_NAMES` -> int; ``refused``: refusal reason
     (``status.describe``) -> count. Building ``out``/``counters``/``refused`` costs a few
-    µs of Python each, so a datapath that only needs ``arena.off``/``arena.len`` skips them.
+    µs of Python each, so a datapath that only needs ``arena.off``/``arena.len`` skips them
+    (everything here is built on first access).
     """
 
-    __slots__ = ("arena", "status", "_act", "_counters", "_with_ts", "_out")
+    __slots__ = ("arena", "_meta", "_work", "_n", "_with_ts", "_out")
 
-    def __init__(self, arena, status, act, counters, with_ts):
+    def __init__(self, arena, meta, work, n, with_ts):
         self.arena = arena
-        self.status = status
-        self._act = act
-        self._counters = counters
+        self._meta = meta
+        self._work = work
+        self._n = n
         self._with_ts = with_ts
         self._out = None
+
+    @property
+    def status(self) -> np.ndarray:
+        return self._meta["status"]
 
     @property
     def out(self) -> PacketBatch:
@@ -746,11 +841,11 @@ class GsoResult:
 
     @property
     def counters(self) -> dict:
-        return dict(zip(COUNTER_NAMES, self._counters.tolist()))
+        return dict(zip(COUNTER_NAMES, self._work[:N_COUNTERS].tolist()))
 
     @property
     def refused(self) -> dict:
-        bad = self._act == _A_REFUSE
+        bad = self._work[N_COUNTERS:N_COUNTERS + self._n] == _A_REFUSE
         if not bad.any():
             return {}
         codes, cnt = np.unique(self.status[bad], return_counts=True)
@@ -767,43 +862,40 @@ def _check_modes(csum, udp):
 _NO_TS = np.zeros(0, np.int64)
 
 
-def _gso(batch, use_vnet, mss, mtu, udp_mode, tcp_on, csum_mode, fixedid, accecn, max_udp_segments,
-         refused_pass, arena, ipv6_frag_id):
-    n = len(batch)
-    its = batch.ts if batch.ts is not None else _NO_TS
-    args = (use_vnet, int(mss), int(mtu), udp_mode, tcp_on, csum_mode, int(max_udp_segments), refused_pass)
-    if arena is not None:
-        arena.reset()
-        if n:
-            nout, used, act, counters = _plan_run(
-                batch.buf, batch.w32, batch.off, batch.len, batch.meta, its, *args,
-                bool(fixedid), bool(accecn), int(ipv6_frag_id),
-                arena.buf, arena.w32, arena.off, arena.len, arena.meta, arena.ts)
-        else:
-            nout, used, act, counters = 0, 0, np.zeros(0, np.int8), np.zeros(N_COUNTERS, np.int64)
+def _gso(batch, flags, mss, mtu, udp_mode, csum_mode, max_udp_segments, max_segments, arena, ipv6_frag_id):
+    # One kernel call per burst when the caller brings the arena; the Python around it is
+    # kept to attribute reads (each µs here is ~40 ns per super-packet of a 32-frame burst)
+    off = batch.off
+    n = off.shape[0]
+    its = batch.ts
+    with_ts = its is not None
+    if not with_ts:
+        its = _NO_TS
+    work = np.empty(N_COUNTERS + 3 * n, np.int64)
+    buf, length, meta = batch.buf, batch.len, batch.meta
+    if arena is None:
+        # plan (the output arrays are not touched: the input's stand in), size, then write
+        need_frames, need_bytes = _kernel(buf, off, length, meta, its, buf, off, length, meta, its, work, 1,
+                                          flags, mss, mtu, udp_mode, csum_mode, max_udp_segments, max_segments,
+                                          ipv6_frag_id)
+        arena = OutputArena(need_bytes + 64, max(need_frames, 1))
+        step = 2
     else:
-        act = np.zeros(n, np.int8)
-        segsz = np.zeros(n, np.int64)
-        nseg = np.zeros(n, np.int64)
-        counters = np.zeros(N_COUNTERS, np.int64)
-        need_frames, need_bytes = (_plan(batch.buf, batch.off, batch.len, batch.meta, *args, act, segsz, nseg,
-                                         counters) if n else (0, 0))
-        arena = OutputArena(int(need_bytes) + 64, max(int(need_frames), 1))
-        nout, used = 0, 0
-        if n:
-            nout, used = _run(batch.buf, batch.w32, batch.off, batch.len, batch.meta, its, act,
-                              segsz, nseg, csum_mode, bool(fixedid), bool(accecn), int(ipv6_frag_id), refused_pass,
-                              arena.buf, arena.w32, arena.off, arena.len, arena.meta, arena.ts,
-                              counters)
-    arena.commit(nout, used)
-    return GsoResult(arena, batch.meta["status"], act, counters, batch.ts is not None)
+        step = 3
+    nout, used = _kernel(buf, off, length, meta, its, arena.buf, arena.off, arena.len, arena.meta, arena.ts,
+                         work, step, flags, mss, mtu, udp_mode, csum_mode, max_udp_segments, max_segments,
+                         ipv6_frag_id)
+    arena.n = nout
+    arena.used = used
+    return GsoResult(arena, meta, work, n, with_ts)
 
 
 def segment(batch: PacketBatch, *, mss: int | None = None, mtu: int | None = None,
             use_vnet: bool | None = None, udp: str = "uso", csum: str = "full",
             fixedid: bool = False, accecn: bool = False,
             max_udp_segments: int = UDP_MAX_SEGMENTS, refused: str = "drop",
-            arena: OutputArena | None = None, ipv6_frag_id: int = 1) -> GsoResult:
+            arena: OutputArena | None = None, ipv6_frag_id: int = 1,
+            max_segments: int = GSO_MAX_SEGS) -> GsoResult:
     """Segment the super-packets of ``batch`` (see the module docstring for the rules).
 
     Parameters
@@ -818,6 +910,9 @@ def segment(batch: PacketBatch, *, mss: int | None = None, mtu: int | None = Non
     fixedid : keep the IPv4 ID of every TCP segment (SKB_GSO_TCP_FIXEDID).
     accecn : keep CWR on every TCP segment (SKB_GSO_TCP_ACCECN).
     max_udp_segments : USO limit per super-packet (Linux UDP_MAX_SEGMENTS, 128).
+    max_segments : TCP segments per super-packet (default :data:`GSO_MAX_SEGS`, 65535, as
+        Linux's gso_segs and gso_max_segs); a super-packet needing more is refused with
+        ``GSO_TOO_MANY_SEGS`` (counted in ``refused``).
     refused : ``"drop"`` (refused frames are not emitted; their status says why) or
         ``"pass"`` (emitted unchanged with the refusal as their output status).
     arena : an :class:`OutputArena` to reuse; too small means ``GSO_NO_ROOM`` for the
@@ -836,8 +931,10 @@ def segment(batch: PacketBatch, *, mss: int | None = None, mtu: int | None = Non
             raise ValueError("give exactly one of mss= or mtu= (or use_vnet=True)")
         if (mss is not None and mss < 1) or (mtu is not None and mtu < 28):
             raise ValueError("mss must be >= 1 and mtu >= 28")
-    return _gso(batch, bool(use_vnet), mss or 0, mtu or 0, _UDP_MODES[udp], True, _CSUM_MODES[csum],
-                fixedid, accecn, max_udp_segments, refused == "pass", arena, ipv6_frag_id)
+    flags = ((_F_VNET if use_vnet else 0) | _F_TCP | (_F_REFUSED_PASS if refused == "pass" else 0)
+             | (_F_FIXEDID if fixedid else 0) | (_F_ACCECN if accecn else 0))
+    return _gso(batch, flags, int(mss or 0), int(mtu or 0), _UDP_MODES[udp], _CSUM_MODES[csum],
+                int(max_udp_segments), int(max_segments), arena, int(ipv6_frag_id))
 
 
 def fragment_udp(batch: PacketBatch, *, mtu: int | None = None, frag_size: int | None = None,
@@ -857,5 +954,6 @@ def fragment_udp(batch: PacketBatch, *, mtu: int | None = None, frag_size: int |
         use_vnet = mtu is None and frag_size is None
     if not use_vnet and (mtu is None) == (frag_size is None):
         raise ValueError("give exactly one of mtu= or frag_size= (or use_vnet=True)")
-    return _gso(batch, bool(use_vnet), frag_size or 0, mtu or 0, UDP_UFO, bool(use_vnet),
-                _CSUM_MODES[csum], False, False, UDP_MAX_SEGMENTS, refused == "pass", arena, ipv6_frag_id)
+    flags = (_F_VNET | _F_TCP if use_vnet else 0) | (_F_REFUSED_PASS if refused == "pass" else 0)
+    return _gso(batch, flags, int(frag_size or 0), int(mtu or 0), UDP_UFO, _CSUM_MODES[csum],
+                UDP_MAX_SEGMENTS, GSO_MAX_SEGS, arena, int(ipv6_frag_id))

@@ -246,8 +246,9 @@ def test_segments_reassemble_to_the_payload(n, mss, proto, seed):
     jumbo = v6 and n + 20 > 0xFFFF
     f, v = super_packet(pay, mss, v6=v6, udp=udp, big=big, jumbo=jumbo, seq=0xFFFF0000, flags="FPA")
     b = PacketBatch.from_frames([f], vnet=[v])
-    # USO beyond 128 segments only exists without a virtio header (validate_one caps it)
-    r = gso.segment(b, mss=mss, max_udp_segments=10**7) if udp else gso.segment(b)
+    # USO beyond 128 segments only exists without a virtio header (validate_one caps it);
+    # TCP beyond GSO_MAX_SEGS is refused by default (test_tcp_segment_count_is_capped...)
+    r = gso.segment(b, mss=mss, max_udp_segments=10**7) if udp else gso.segment(b, max_segments=10**7)
     out = r.out
     k = (n + mss - 1) // mss
     if k == 1:
@@ -478,3 +479,24 @@ def test_fuzz_gso_hostile_frames_and_headers(data):
     b = PacketBatch.from_frames(frames, vnet=hdrs, link=link)
     r = gso.fragment_udp(b)
     assert len(r.out) == int(b.meta["seg"].sum())
+
+
+def test_tcp_segment_count_is_capped_at_gso_max_segs():
+    """A TCP super-packet needing more than GSO_MAX_SEGS (65535, Linux's u16 gso_segs and
+    default gso_max_segs) segments is refused and counted; one needing exactly that many
+    is cut. ``max_segments`` moves the cap (and the edge is exact there too)."""
+    assert gso.GSO_MAX_SEGS == 65535
+    edge, over = (super_packet(_payload(n, 9), 1, big=True) for n in (65535, 65536))
+    b = PacketBatch.from_frames([over[0], edge[0]])
+    r = gso.segment(b, mss=1)
+    assert r.status.tolist() == [S.GSO_TOO_MANY_SEGS, S.GSO_SEGMENTED]
+    assert r.counters["refused"] == 1 and r.counters["segments"] == 65535
+    assert r.refused == {S.describe(S.GSO_TOO_MANY_SEGS): 1}
+    assert (r.out.meta["src"] == 1).all()
+    small = super_packet(_payload(100, 9), 10)
+    for cap, want in ((10, S.GSO_SEGMENTED), (9, S.GSO_TOO_MANY_SEGS)):
+        b = PacketBatch.from_frames([small[0]], vnet=[small[1]])
+        r = gso.segment(b, max_segments=cap)
+        assert r.status.tolist() == [want]
+        assert len(r.out) == (10 if want == S.GSO_SEGMENTED else 0)
+        assert r.counters["refused"] == (want != S.GSO_SEGMENTED)
