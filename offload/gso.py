@@ -175,17 +175,8 @@ def _i(x):
 # each instead of two or four byte stores, no index checks); bounds-checked runs
 # (NUMBA_BOUNDSCHECK=1) get the array (csum._ref) and store byte by byte, checked.
 if _nb_config.BOUNDSCHECK:
-    @njit(cache=True, nogil=True, inline="always")
-    def _st16be(p, idx, v):
-        p[idx] = (v >> 8) & 0xFF
-        p[idx + 1] = v & 0xFF
-
-    @njit(cache=True, nogil=True, inline="always")
-    def _st32be(p, idx, v):
-        p[idx] = (v >> 24) & 0xFF
-        p[idx + 1] = (v >> 16) & 0xFF
-        p[idx + 2] = (v >> 8) & 0xFF
-        p[idx + 3] = v & 0xFF
+    _st16be = _put16
+    _st32be = _put32
 else:
     _st16_raw = _mk_ptr_store(16)
     _st32_raw = _mk_ptr_store(32)
