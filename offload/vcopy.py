@@ -5,8 +5,8 @@ and leaves the rest to a scalar loop, so a 1448-byte segment runs 21 of its 181 
 by one, and a 66-byte header copy runs entirely scalar — in GSO's segment loop that was
 more scalar work per segment than the rest of the loop. Here every span is whole 64-byte
 vectors plus one masked vector for the last 0..63 bytes (AVX-512BW masked loads and
-stores: no byte outside the span is read or written, no fault past its end), so a segment
-is 23 loads and 23 stores whatever its length.
+stores: no byte outside the span is read or written, no fault past its end): a 1448-byte
+segment is 22 vector loads and stores plus one masked pair, a 66-byte header one plus one.
 
 Used only where the host has AVX-512BW (elsewhere masked byte operations are split into
 scalar code by LLVM) and never in bounds-checked runs (``NUMBA_BOUNDSCHECK=1``, where the
