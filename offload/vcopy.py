@@ -8,8 +8,10 @@ vectors plus one masked vector for the last 0..63 bytes (AVX-512BW masked loads 
 stores: no byte outside the span is read or written, no fault past its end): a 1448-byte
 segment is 22 vector loads and stores plus one masked pair, a 66-byte header one plus one.
 
-Used only where the host has AVX-512BW (elsewhere masked byte operations are split into
-scalar code by LLVM) and never in bounds-checked runs (``NUMBA_BOUNDSCHECK=1``, where the
+Used only where Numba compiles for a host with AVX-512BW (the same test as
+:mod:`offload.csum`'s vector sum: a ``NUMBA_CPU_NAME`` override or ``OFFLOAD_CSUM_GENERIC``
+gets the generic copies; elsewhere masked byte operations are split into scalar code by
+LLVM) and never in bounds-checked runs (``NUMBA_BOUNDSCHECK=1``, where the
 pointer helpers of :mod:`offload.csum` index the arrays instead, so every byte is checked);
 :data:`VECTOR` says which. The results are the same either way: :func:`copy_sum` returns
 the folded sum relative to the span start, as ``csum.copy_sum_words`` does.
@@ -17,8 +19,6 @@ the folded sum relative to the span start, as ``csum.copy_sum_words`` does.
 
 from __future__ import annotations
 
-import llvmlite.binding as _llvm
-import numpy as np
 from llvmlite import ir
 from numba import njit
 from numba.core import cgutils
@@ -26,9 +26,9 @@ from numba.core import config as _nb_config
 from numba.core import types as _nb_types
 from numba.core.extending import intrinsic
 
-from .csum import _P8, _copy_sum_words_at, _copy_words_at, _ref, bswap16, fold16
+from .csum import _P8, _copy_sum_words_at, _copy_words_at, _host_has_avx512bw, bswap16, fold16
 
-VECTOR = (not _nb_config.BOUNDSCHECK) and bool(_llvm.get_host_cpu_features().get("avx512bw", False))
+VECTOR = (not _nb_config.BOUNDSCHECK) and _host_has_avx512bw()
 
 _I1 = ir.IntType(1)
 _I8 = ir.IntType(8)
