@@ -33,7 +33,7 @@ _EXPORTS = {
     "raw_sum": "csum", "checksum": "csum", "verify_batch": "csum", "fill_batch": "csum",
     "complete_batch": "csum", "CsumResult": "csum",
     # GSO
-    "segment": "gso", "fragment_udp": "gso", "GsoResult": "gso",
+    "segment": "gso", "fragment_udp": "gso", "GsoResult": "gso", "GSO_MAX_SEGS": "gso",
     # GRO
     "coalesce": "gro", "GroTable": "gro", "Coalescer": "gro", "GroResult": "gro",
     # capture files
