@@ -77,13 +77,14 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir as _ir
 from numba import from_dtype, njit
+from numba.core import config as _nb_config
 from numba.core import types as _nbt
 from numba.core.extending import intrinsic
 
 from . import status as S
 from . import vnet as V
 from .batch import META_DTYPE, OutputArena, PacketBatch, new_meta
-from .csum import (copy_sum_words, copy_words, csum_add, csum_add_at, load64,
+from .csum import (copy_sum_words, copy_words, csum_add, csum_add_at, fold16, load64,
                    pseudo_sum_v4, pseudo_sum_v6, sum_short)
 from .parse import _borrow, parse_frames, parse_one
 
@@ -184,6 +185,7 @@ UDP_GRO_CNT_MAX = 64
 _JUMBO_ROOM = 8                   # headroom kept in front of an output frame for the IPv6 jumbo option
 
 _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
+_M32 = np.uint64(0xFFFFFFFF)
 
 # --- engine state (one int64 array, see _State): where each part starts, and the
 # addresses of the arrays of other types (store bytes and records, output arena) --------
@@ -265,15 +267,48 @@ def _addr(typingctx, arr):
     return sig, codegen
 
 
+def _mk_load(bits, swap):
+    """An intrinsic ``ld(arr, i)``: the ``bits``-bit word at ``arr[i:]`` (one unaligned load,
+    no index check and no negative-index wraparound: the caller guarantees the bytes lie
+    inside ``arr``), byte-swapped when ``swap`` (network order), as int64."""
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        ity = _ir.IntType(bits)
+        v = builder.load(builder.bitcast(builder.gep(a.data, [args[1]]), ity.as_pointer()), align=1)
+        if swap:
+            v = builder.bswap(v)
+        return builder.zext(v, _ir.IntType(64))
+
+    @intrinsic
+    def ld(typingctx, arr, idx):
+        return _nbt.int64(arr, idx), codegen
+    return ld
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _be16(b, i):
+def _be16_indexed(b, i):
     return (np.int64(b[i]) << 8) | np.int64(b[i + 1])
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _be32(b, i):
+def _be32_indexed(b, i):
     return ((np.int64(b[i]) << 24) | (np.int64(b[i + 1]) << 16)
             | (np.int64(b[i + 2]) << 8) | np.int64(b[i + 3]))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _le32_indexed(b, i):
+    return ((np.int64(b[i + 3]) << 24) | (np.int64(b[i + 2]) << 16)
+            | (np.int64(b[i + 1]) << 8) | np.int64(b[i]))
+
+
+# Header words are read with one load each: the byte-by-byte reads cost a negative-index
+# check per byte (and LLVM could not merge them), ~40% of the per-frame match loop.
+# Bounds-checked runs (NUMBA_BOUNDSCHECK=1) index byte by byte, so every byte is checked.
+if _nb_config.BOUNDSCHECK:
+    _be16, _be32, _le32 = _be16_indexed, _be32_indexed, _le32_indexed
+else:
+    _be16, _be32, _le32 = _mk_load(16, True), _mk_load(32, True), _mk_load(32, False)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -290,11 +325,18 @@ def _mix(h, v):
 
 @njit(cache=True, nogil=True, inline="always")
 def _eq_range(a, ia, b, ib, n):
+    """``a[ia:ia+n] == b[ib:ib+n]`` in whole-word loads: the last word overlaps the one
+    before it (no byte tail), nothing outside the spans is read."""
+    if n >= 8:
+        k = 0
+        while k + 8 < n:
+            if load64(a, ia + k) != load64(b, ib + k):
+                return False
+            k += 8
+        return load64(a, ia + n - 8) == load64(b, ib + n - 8)
+    if n >= 4:
+        return _le32(a, ia) == _le32(b, ib) and _le32(a, ia + n - 4) == _le32(b, ib + n - 4)
     k = 0
-    while k + 8 <= n:
-        if load64(a, ia + k) != load64(b, ib + k):
-            return False
-        k += 8
     while k < n:
         if a[ia + k] != b[ib + k]:
             return False
@@ -334,9 +376,8 @@ def _fast_match(buf, s, m, sbuf, hs, hm, cwr_ign):
     if np.int64(m.l3_proto) == 0x0800:
         if not _eq_range(buf, s, sbuf, hs, l3 + 2):
             return False
-        if (buf[s + l3 + 6] ^ sbuf[hs + l3 + 6]) & 0x40:
-            return False
-        if buf[s + l3 + 8] != sbuf[hs + l3 + 8] or buf[s + l3 + 9] != sbuf[hs + l3 + 9]:
+        # bytes 6..9 as one little-endian word: DF (0x40 of byte 6), TTL, protocol
+        if (_le32(buf, s + l3 + 6) ^ _le32(sbuf, hs + l3 + 6)) & 0xFFFF0040:
             return False
         if not _eq_range(buf, s + l3 + 12, sbuf, hs + l3 + 12, 8):
             return False
@@ -390,7 +431,12 @@ def _classify(buf, s, meta, i, P):
     # (CHECKSUM_UNNECESSARY) vouches for the L4 checksum only, and Linux's
     # inet_gro_receive always runs ip_fast_csum over the header.
     if l3p == 0x0800 and P[P_VERIFY] != 0:
-        if sum_short(buf, l3, 20) != 0xFFFF:
+        # sum_short(buf, l3, 20) == 0xFFFF, in three loads
+        w0 = load64(buf, l3)
+        w1 = load64(buf, l3 + 8)
+        acc = (w0 & _M32) + (w0 >> np.uint64(32)) + (w1 & _M32) + (w1 >> np.uint64(32)) \
+            + np.uint64(_le32(buf, l3 + 16))
+        if fold16(acc) != 0xFFFF:
             return S.GRO_BAD_CSUM, True
     l4 = s + np.int64(m.l4_off)
     pay = np.int64(m.pay_len)
