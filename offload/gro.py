@@ -1020,6 +1020,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
     sts = sx[2]
     timeout = P[P_TIMEOUT]
     cwr_ign = TCP_CWR if P[P_CWR] == CWR_LEGACY else 0
+    last = np.int64(-1)     # the aggregate the previous frame joined or started
     parse_frames(buf, off, length, meta)
     C[C_IN] += n
     for i in range(n):
@@ -1060,8 +1061,23 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
         pay = np.int64(m.pay_len)
         l4 = s + np.int64(m.l4_off)
         fw = _be32(buf, l4 + 12) if tcp else 0
-        h = _flow_hash(buf, s, m)
-        a, pos, checked = _lookup_fast(buf, s, m, h, htab, agg, sbuf, soff, smeta, cwr_ign)
+        # The previous frame's aggregate first: in a train, the next segment belongs to it.
+        # _fast_match implies the same flow, and a flow has one open aggregate, so a match
+        # is the aggregate the hash lookup would find (saves the hash and the probe).
+        h = -1
+        a = -1
+        checked = False
+        if last >= 0 and agg[AG_HEAD, last] >= 0:
+            hd = agg[AG_HEAD, last]
+            hs = soff[hd]
+            # the ports first: many interleaved flows miss here at once
+            if np.int64(smeta[hd].l4_off) == l4 - s and _le32(buf, l4) == _le32(sbuf, hs + l4 - s) \
+                    and _fast_match(buf, s, m, sbuf, hs, smeta[hd], cwr_ign):
+                a = last
+                checked = True
+        if a < 0:
+            h = _flow_hash(buf, s, m)
+            a, pos, checked = _lookup_fast(buf, s, m, h, htab, agg, sbuf, soff, smeta, cwr_ign)
         merged = False
         if a >= 0:
             hd = agg[AG_HEAD, a]
@@ -1092,6 +1108,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
         ssrc[j] = src0 + i
         sts[j] = t
         if merged:
+            last = a
             tl = agg[AG_TAIL, a]
             snext[tl] = j
             agg[AG_TAIL, a] = j
@@ -1113,6 +1130,8 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
         if st[ST_AFREE] == 0 and st[ST_LRU_H] >= 0:
             _flush(st[ST_LRU_H], FR_EVICT, agg, htab, afree, sfree, sbuf, soff, slen, smeta,
                    sx, obuf, o2, ometa, st, P, C)
+        if h < 0:
+            h = _flow_hash(buf, s, m)
         # (a flush may have moved entries in the hash table: find the free position again)
         mask = htab.shape[0] - 1
         pos = h & mask
@@ -1140,6 +1159,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             st[ST_LRU_H] = a
         st[ST_LRU_T] = a
         st[ST_NLIVE] += 1
+        last = a
     if flush_all > 0:
         while st[ST_LRU_H] >= 0:
             a = st[ST_LRU_H]
