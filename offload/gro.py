@@ -1388,7 +1388,19 @@ class GroResult:
         return self.batch
 
 
-class Coalescer:
+class _StateViews:
+    """``P`` (parameters) and ``C`` (counters): int64 arrays of the kernel state."""
+
+    @property
+    def P(self) -> np.ndarray:
+        return self._S.P
+
+    @property
+    def C(self) -> np.ndarray:
+        return self._S.C
+
+
+class Coalescer(_StateViews):
     """A reusable burst coalescer: the tables and the output arena are allocated once (and
     grown when a larger burst comes), so a call costs one kernel dispatch.
 
@@ -1407,14 +1419,6 @@ class Coalescer:
         self._bytes = 0
         self._views: dict = {}
         self._grow(int(max_burst), int(max_burst) * (int(max_frame) + 72 + _JUMBO_ROOM) + 128)
-
-    @property
-    def P(self) -> np.ndarray:
-        return self._S.P
-
-    @property
-    def C(self) -> np.ndarray:
-        return self._S.C
 
     @property
     def arena(self) -> OutputArena:
@@ -1480,7 +1484,7 @@ def coalesce(batch: PacketBatch, max_size: int = GRO_LEGACY_MAX_SIZE, csum: str 
     return GroResult(out, c.arena, c.counters)
 
 
-class GroTable:
+class GroTable(_StateViews):
     """Streaming GRO: aggregates persist across :meth:`push` calls.
 
     Memory is bounded: at most ``max_flows`` open aggregates and ``max_held`` held frames,
@@ -1520,14 +1524,6 @@ class GroTable:
         self._views: dict = {}
         self._ts: dict = {}
         self._empty = None
-
-    @property
-    def P(self) -> np.ndarray:
-        return self._S.P
-
-    @property
-    def C(self) -> np.ndarray:
-        return self._S.C
 
     @property
     def held(self) -> int:
