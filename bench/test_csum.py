@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from numba import njit
 
+from bench._info import record
 from offload import csum as C
 from offload.batch import PacketBatch, u32_view
 from offload.parse import parse_batch
@@ -44,14 +45,7 @@ def _copy_sum_spans(src, sw, dst, dw, stride, size, k):
     return t
 
 
-def _info(benchmark, units, nbytes, **extra):
-    """ns per unit and GB/s from the median, once the benchmark has run."""
-    benchmark.extra_info.update(units=units, bytes=nbytes, **extra)
-    st = getattr(benchmark, "stats", None)
-    if st is not None and getattr(st, "stats", None) is not None:
-        med = st.stats.median
-        benchmark.extra_info["ns_per_pkt"] = round(med / units * 1e9, 2)
-        benchmark.extra_info["GBps"] = round(nbytes / med / 1e9, 1)
+_info = record
 
 
 def _arena(size, k, seed=1):

@@ -33,6 +33,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from bench._info import record  # noqa: E402
 from bench.workloads import MSS, tcp_frame, udp_frame  # noqa: E402
 from offload import status as S  # noqa: E402
 from offload.batch import PacketBatch  # noqa: E402
@@ -76,12 +77,7 @@ def _frame(kind: str, i: int) -> bytes:
 KINDS = ["tcp4", "ack4", "udp4", "tcp6", "udp6", "vlan4", "mixed"]
 
 
-def _info(benchmark, units, nbytes, **extra):
-    benchmark.extra_info.update(units=units, bytes=nbytes, **extra)
-    st = getattr(benchmark, "stats", None)
-    if st is not None and getattr(st, "stats", None) is not None:
-        med = st.stats.median
-        benchmark.extra_info["ns_per_pkt"] = round(med / units * 1e9, 2)
+_info = record
 
 
 @pytest.mark.parametrize("burst", [32, 256])
