@@ -482,6 +482,39 @@ def test_table_bounded_store_and_too_big():
     assert list(out.meta["status"]) == [S.GRO_TOO_BIG] * 2
 
 
+def test_table_moves_finished_aggregates_out_of_their_regions():
+    """One spare region (max_flows=4): a burst that closes 20 aggregates (PSH ends each
+    train) must move each finished one out of its region before the region is reused
+    (_reclaim), and give what the burst engine gives, in the same order."""
+    fr = []
+    for k in range(20):
+        fr += tcp_train(3, sport=300 + k, mod=_flag_at(2, "P"), pay=100 + k)
+    r, _ = run(fr)
+    t = gro.GroTable(max_flows=4)
+    out = t.push(PacketBatch.from_frames(fr))
+    assert out.to_frames() == r.batch.to_frames()
+    assert [tuple(m) for m in out.meta] == [tuple(m) for m in r.batch.meta]
+    assert t.held == 0 and len(t.flush()) == 0
+
+
+def test_table_arena_grows_with_open_aggregates():
+    """Growing the arena (the area for frames passed alone outgrows it as more bytes are
+    held) keeps the open aggregates, which move to the new arena with their regions."""
+    t = gro.GroTable(max_flows=512)
+    trains = [tcp_train(3, sport=1000 + k, pay=1400) for k in range(400)]
+    cap0 = None
+    for i in range(2):      # two segments of each flow: 800 frames held, 1.1 MB
+        out = t.push(PacketBatch.from_frames([tr[i] for tr in trains]))
+        assert len(out) == 0
+        cap0 = cap0 or t.arena.capacity
+    assert t.flows == 400 and t.held == 800
+    out = t.push(PacketBatch.from_frames([tr[2] for tr in trains]))
+    assert t.arena.capacity > cap0, "the test must make the arena grow"
+    got = out.to_frames() + t.flush().to_frames()
+    r, _ = run([f for tr in trains for f in tr])
+    assert sorted(got) == sorted(r.batch.to_frames()) and len(got) == 400
+
+
 def test_table_equals_burst_when_flushed():
     fr = tcp_train(5, mod=_flag_at(3, "P")) + udp_train(4, sport=7) + tcp_train(4, v6=True, sport=8)
     r, _ = run(fr)

@@ -9,7 +9,10 @@ by default (``--csum full``); ``--csum partial`` writes what Linux hands up
 (the pseudo-header sum in the L4 field), which checksum validators flag.
 
 Limits: frames of all interfaces of a pcapng file share one table (Linux runs
-GRO per device); frames longer than ``--slot-size`` pass alone.
+GRO per device); frames longer than ``--slot-size`` pass alone. Memory: each
+open flow's aggregate is built in a region of ``--slot-size`` + ``--max-size``
+bytes (~68 KB by default), so the default 1024 flows take ~75 MB; with
+``--max-size 524280`` (BIG TCP) each region is ~0.5 MB.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ def register(subparsers) -> None:
                    help="which kernel's CWR rule to follow (default 6.18)")
     p.add_argument("--no-udp", action="store_true", help="do not coalesce UDP")
     p.add_argument("--no-verify", action="store_true", help="do not verify checksums before merging")
-    p.add_argument("--max-flows", type=int, default=4096, help="flows held at once (default 4096)")
+    p.add_argument("--max-flows", type=int, default=1024,
+                   help="flows held at once (default 1024; each takes a region of --slot-size + --max-size "
+                        "bytes: ~68 KB by default); when all are taken the oldest aggregate is written out")
     p.add_argument("--slot-size", type=int, default=2048, metavar="BYTES",
                    help="largest frame that can be held for merging (default 2048; raise for jumbo frames)")
     p.add_argument("--max-frame", type=int, default=None, metavar="BYTES",
@@ -55,7 +60,7 @@ def register(subparsers) -> None:
 
 def coalesce_file(src: str, dst: str, max_size: int = 65536, timeout_us: float | None = None,
                   csum: str = "full", cwr: str = "6.18", udp: bool = True, verify: bool = True,
-                  max_flows: int = 4096, slot_size: int = 2048, max_frame: int | None = None,
+                  max_flows: int = 1024, slot_size: int = 2048, max_frame: int | None = None,
                   progress: bool = True, batch_frames: int = 4096) -> dict:
     """Coalesce capture ``src`` into ``dst``; returns the summary dict (counters of
     :class:`offload.gro.GroTable` plus ``frames_read``, ``frames_written``, ``error``)."""
