@@ -148,6 +148,35 @@ def test_gro_table_memory_is_bounded_whatever_the_flow_count():
     assert t.held == 0 and t.counters["frames_in"] == seen_in
 
 
+def _mapping_rss_kb(addr: int) -> int:
+    """Resident kB of the mapping that holds ``addr`` (/proc/self/smaps)."""
+    inside = False
+    for line in open("/proc/self/smaps"):
+        head = line.split()[0]
+        if "-" in head and ":" not in head:
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= addr < hi
+        elif inside and head == "Rss:":
+            return int(line.split()[1])
+    raise AssertionError("mapping not found")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc/self/smaps")
+def test_gro_table_regions_take_memory_only_where_aggregates_reach():
+    """1024 open flows of 100-byte segments: the table's address space is ~74 MB (a region
+    of slot_size + max_size per flow), but only the pages written are resident."""
+    from scapy.all import IP, TCP, Ether, Raw, raw
+    from offload import gro
+    t = gro.GroTable(max_flows=1024)
+    frames = [raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(dst="10.8.%d.%d" % (k >> 8, k & 255))
+                  / TCP(sport=1000, flags="A", seq=1) / Raw(b"m" * 100)) for k in range(1024)]
+    t.push(PacketBatch.from_frames(frames))
+    assert t.flows == 1024 and t.memory_bytes > 70 << 20
+    rss = _mapping_rss_kb(t.arena.buf.ctypes.data)
+    assert rss < 12 << 10, f"{rss} kB resident"
+    assert len(t.flush()) == 1024
+
+
 def test_vlan_and_extension_limits():
     from scapy.all import raw, Ether, IP, UDP
     base = raw(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / UDP())
