@@ -20,10 +20,35 @@ libc.sendto.restype = ctypes.c_ssize_t
 libc.sendto.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32]
 libc.bind.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
 libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+libc.sendmmsg.restype = ctypes.c_int
+libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
 
 CLONE_NEWNET = 0x40000000
 SYS_BPF = 321  # x86-64
 MSG_DONTWAIT = 0x40
+
+
+UIO_MAXIOV = 1024      # messages per sendmmsg call at most (the kernel caps vlen there)
+MMSG_WORDS = 8         # struct mmsghdr (x86-64): struct msghdr (56 bytes) + msg_len, padded to 64
+IOV_WORDS = 2          # struct iovec: base, length
+
+
+def mmsg_table(n: int, iovs: int):
+    """Zeroed ``struct mmsghdr[n]`` (as an (n, 8) uint64 array) whose messages point at
+    ``iovs`` iovecs each in the returned (n * iovs, 2) uint64 iovec array: fill in the
+    iovecs' base and length and the table is ready for :func:`sendmmsg`."""
+    import numpy as np
+    mm = np.zeros((n, MMSG_WORDS), np.uint64)
+    iov = np.zeros((n * iovs, IOV_WORDS), np.uint64)
+    mm[:, 2] = iov.ctypes.data + np.arange(n, dtype=np.uint64) * (16 * iovs)   # msg_iov
+    mm[:, 3] = iovs                                                             # msg_iovlen
+    return mm, iov
+
+
+def sendmmsg(fd: int, table_addr: int, vlen: int, flags: int) -> tuple[int, int]:
+    """``sendmmsg(2)``: (messages sent, errno or 0)."""
+    k = libc.sendmmsg(fd, table_addr, vlen, flags)
+    return (k, 0) if k >= 0 else (-1, ctypes.get_errno())
 
 
 def errcheck(rc: int, what: str) -> int:
