@@ -8,7 +8,8 @@ wireguard-go run. The header goes to/from ``meta`` (``vnet_flags``, ``gso_type``
 ``hdr_len``, ``gso_size``, ``csum_start``, ``csum_offset``).
 
 One ``read``/``writev`` system call per frame (the tap character device has no
-batch interface); frames are read straight into an arena of 64 KiB slots that
+batch interface), made from a Numba kernel (:mod:`._sysloop`): Python runs once
+per burst. Frames are read straight into an arena of 64 KiB slots that
 ``rx_burst`` hands out as views and ``release`` takes back.
 """
 
@@ -23,8 +24,13 @@ import numpy as np
 
 from .. import vnet
 from ..batch import PacketBatch
+from ..status import SHIM_DROPPED
 from . import _linux as L
+from ._sysloop import read_frames, write_frames
 from .port import MetaPool, Port, empty_batch, fast_batch
+
+_AGAIN = np.array([errno.EAGAIN, errno.EINTR], np.int64)
+_FULL = np.array([errno.EAGAIN, errno.EINTR, errno.ENOBUFS], np.int64)
 
 TUNSETIFF = 0x400454CA
 TUNSETOFFLOAD = 0x400454D0
@@ -89,8 +95,8 @@ class TapPort(Port):
         self.uso = bool(self.offloads & TUN_F_USO4)
         self.nslots = int(slots)
         self.buf = np.zeros(self.nslots * SLOT, np.uint8)
-        self._mv = memoryview(self.buf)
         self._free = list(range(self.nslots - 1, -1, -1))
+        self._iov = np.zeros(4, np.int64)      # two struct iovec for write_frames
         self._outstanding: dict[int, list[int]] = {}
         self._hdr_idx = np.arange(self.hlen)
         self._stats.update(rx_bad_vnet=0, tx_errors=0)
@@ -102,31 +108,23 @@ class TapPort(Port):
     def rx_burst(self, max_frames: int = 64) -> PacketBatch:
         """Read up to ``max_frames`` frames (until the device has none). Frame ``i`` is a
         view into the slot arena; its virtio header is in ``meta[i]``."""
-        slots = []
-        lens = []
-        mv = self._mv
         free = self._free
-        fd = self.fd
-        while len(slots) < max_frames and free:
-            s = free[-1]
-            try:
-                n = os.readv(fd, [mv[s * SLOT:(s + 1) * SLOT]])
-            except BlockingIOError:
-                break
-            except OSError as e:
-                if e.errno in (errno.EAGAIN, errno.EINTR):
-                    break
-                raise
-            if n < self.hlen:
-                self._stats["rx_bad_vnet"] += 1
-                continue
-            free.pop()
-            slots.append(s)
-            lens.append(n - self.hlen)
-        if not slots:
+        m = min(int(max_frames), len(free))
+        if m <= 0:
             return empty_batch()
+        slots = np.array(free[-m:][::-1], np.int64)     # the order list.pop() would take them
+        lens = np.empty(m, np.int64)
+        k, err, short = read_frames(self.fd, self.buf.ctypes.data, SLOT, slots, lens, self.hlen, _AGAIN)
+        self._stats["rx_bad_vnet"] += short
+        if err and k == 0:
+            raise OSError(err, f"read from tap {self.name}: {os.strerror(err)}")
+        # (an error after some frames: those are returned, the next call meets it again)
+        if k == 0:
+            return empty_batch()
+        del free[len(free) - k:]
+        slots = slots[:k].tolist()
         base = np.array(slots, np.int64) * SLOT
-        b = fast_batch(self.buf, base + self.hlen, np.array(lens, np.int64), self._meta.take(len(slots)))
+        b = fast_batch(self.buf, base + self.hlen, lens[:k], self._meta.take(k))
         hdrs = self.buf[base[:, None] + self._hdr_idx].reshape(-1).view(
             vnet.VNET_DTYPE if self.hlen == vnet.HDR_LEN else vnet.VNET_DTYPE_MRG)
         vnet.load_into_meta(b.meta, hdrs)
@@ -142,13 +140,49 @@ class TapPort(Port):
             self._free.extend(self._outstanding.pop(k)[1])
 
     def tx_burst(self, batch: PacketBatch) -> int:
-        """Write each frame behind its virtio header from ``meta``. A frame the kernel
-        refuses (EINVAL: a header it does not accept) is taken and counted as dropped."""
-        n = len(batch)
+        """Write each frame behind its virtio header from ``meta``, one ``writev`` per frame
+        in one kernel call per burst. A frame the kernel refuses (EINVAL: a header it does
+        not accept) is taken, marked SHIM_DROPPED and counted as dropped; a full queue
+        (EAGAIN/ENOBUFS) ends the burst early (``tx_full``: the caller retries the rest)."""
+        n = batch.off.shape[0]
         if n == 0:
             return 0
-        fd = self.fd
-        return self._send_each(batch, self.hlen, lambda parts: os.writev(fd, parts))
+        buf = batch.buf
+        if buf.ndim != 1 or not buf.flags.c_contiguous:
+            fd = self.fd
+            return self._send_each(batch, self.hlen, lambda parts: os.writev(fd, parts))
+        off = np.ascontiguousarray(batch.off, np.int64)
+        ln = np.ascontiguousarray(batch.len, np.int64)
+        status = batch.meta["status"]
+        st = self._stats
+        # a frame that does not lie inside its buffer is refused, never read past the buffer
+        bad = (off < 0) | (ln < 0) | (off > buf.shape[0] - ln)
+        hdrs = vnet.from_meta(batch.meta, mrg=self.hlen == vnet.HDR_LEN_MRG)
+        assert hdrs.itemsize == self.hlen
+        sent = dropped = nbytes = i = 0
+        while i < n:
+            j = n if not bad[i:].any() else i + int(np.argmax(bad[i:]))
+            if j > i:
+                st_i = np.zeros(j - i, np.uint16)
+                k, d, nb, full = write_frames(self.fd, buf.ctypes.data, off[i:j], ln[i:j], hdrs.ctypes.data
+                                              + i * self.hlen, self.hlen, self._iov, st_i, SHIM_DROPPED, _FULL)
+                status[i:i + k][st_i[:k] == SHIM_DROPPED] = SHIM_DROPPED
+                sent += k - d
+                dropped += d
+                nbytes += nb
+                i += k
+                if full:
+                    st["tx_full"] += 1
+                    break
+            if i < n and bad[i]:
+                status[i] = SHIM_DROPPED
+                dropped += 1
+                i += 1
+        st["tx_errors"] = st.get("tx_errors", 0) + dropped
+        st["tx_packets"] += sent
+        st["tx_bytes"] += nbytes
+        st["tx_dropped"] += dropped
+        return sent + dropped
 
     def check_frames(self, quiet: bool = False) -> dict:
         held = sum(len(v[1]) for v in self._outstanding.values())
