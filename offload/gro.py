@@ -1626,7 +1626,7 @@ class GroTable(_StateViews):
 
     Each open aggregate is built in place, in a region of the output arena big enough for
     the largest aggregate (``region_bytes``: ``slot_size + max_size`` and ~100 bytes,
-    67.8 KB by default), so every payload byte is copied once. The arena holds
+    67.6 KB by default), so every payload byte is copied once. The arena holds
     ``max_flows`` regions plus a few spare (see :attr:`memory_bytes`): 74 MB of address
     space for 1024 flows, of which only the 4 KB pages aggregates have reached take memory.
 
