@@ -259,7 +259,7 @@ class PacketPort(Port):
             iov[0:2 * n:2, 0] = hdrs.ctypes.data + np.arange(n, dtype=np.uint64) * hl
             iov[0:2 * n:2, 1] = hl
         # a frame that does not lie inside the buffer is not sent (refused, like a kernel error)
-        bad = (off < 0) | (ln < 0) | (off + ln > buf.shape[0])
+        bad = (off < 0) | (ln < 0) | (off > buf.shape[0] - ln)     # (no overflow for any ln >= 0)
         if bad.any():
             frame[:n][bad] = 0
         st = self._stats
