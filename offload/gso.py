@@ -756,18 +756,49 @@ _F_FIXEDID = 8
 _F_ACCECN = 16
 
 
-@njit(cache=True, nogil=True)
-def _kernel(buf, off, length, meta, its, obuf, ooff, olen, ometa, ots, work, step, flags,
-            mss_arg, mtu_arg, udp_mode, csum_mode, max_udp_segs, max_tcp_segs, frag_id_base):
+# the kernel's parameters: one int64 array per configuration (see _segment_config)
+P_FLAGS = 0
+P_MSS = 1
+P_MTU = 2
+P_UDP_MODE = 3
+P_CSUM_MODE = 4
+P_MAX_UDP = 5
+P_MAX_TCP = 6
+P_FRAG_ID = 7
+P_N = 8
+
+# what _kernel returns instead of a frame count when it did nothing
+_NOT_CONTIG = -1     # the input bytes are not contiguous: the caller copies them and calls again
+_BAD_SHAPE = -2      # len / meta shorter than off (a batch whose attributes were replaced)
+_BAD_ARENA = -3      # the arena's bytes are not contiguous, or its len/meta/ts rows are shorter than off
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _kernel(buf, off, length, meta, its, obuf, ooff, olen, ometa, ots, work, P, step):
     """The one entry point from Python (one dispatch per burst, no array returned: boxing
     an array costs more than a 16 KB super-packet's copy).
 
-    ``work`` (int64, ``N_COUNTERS + 3 * n``): counters, then per input frame the action,
-    the segment size and the segment count. ``step`` 1: plan only, returns the
-    ``(frames, bytes)`` the output needs (the ``o*`` arrays are not touched); 2: write the
-    planned frames; 3: both. Returns ``(frames, bytes)`` written for steps 2 and 3. Every
-    array is borrowed (no reference counting in the helpers it is passed to)."""
+    ``P`` (int64, ``P_N``): the parameters, one array per configuration. ``work`` (int64,
+    ``N_COUNTERS + 3 * n``): counters, then per input frame the action, the segment size
+    and the segment count. ``step`` 1: plan only, returns the ``(frames, bytes)`` the
+    output needs (the ``o*`` arrays are not touched); 2: write the planned frames; 3:
+    both. Returns ``(frames, bytes)`` written for steps 2 and 3, or ``(code, 0)`` with a
+    negative code (_NOT_CONTIG, _BAD_SHAPE, _BAD_ARENA) before touching anything.
+
+    Compiled without NRT: unboxing an array argument then costs no meminfo allocation
+    (~30 ns each, eleven arrays here), and every array inside has no reference count
+    (the helpers' array arguments cost no atomic updates). The byte arenas are read and
+    written through their data pointers (csum._ref), so their layout is checked here:
+    numpy gives arrays of 0 or 1 elements any stride."""
     n = off.shape[0]
+    if length.shape[0] < n or meta.shape[0] < n:
+        return _BAD_SHAPE, 0
+    if buf.shape[0] > 1 and buf.strides[0] != 1:
+        return _NOT_CONTIG, 0
+    if step & 2:
+        if (obuf.shape[0] > 1 and obuf.strides[0] != 1) or olen.shape[0] < ooff.shape[0] \
+                or ometa.shape[0] < ooff.shape[0] or ots.shape[0] < ooff.shape[0]:
+            return _BAD_ARENA, 0
     buf = _borrow(buf)
     off = _borrow(off)
     length = _borrow(length)
@@ -783,17 +814,19 @@ def _kernel(buf, off, length, meta, its, obuf, ooff, olen, ometa, ots, work, ste
     act = work[N_COUNTERS:N_COUNTERS + n]
     segsz = work[N_COUNTERS + n:N_COUNTERS + 2 * n]
     nseg = work[N_COUNTERS + 2 * n:N_COUNTERS + 3 * n]
+    flags = P[P_FLAGS]
+    csum_mode = P[P_CSUM_MODE]
     refused_pass = (flags & _F_REFUSED_PASS) != 0
     if step & 1:
         for q in range(N_COUNTERS):
             counters[q] = 0
-        nf, nb = _plan(buf, off, length, meta, (flags & _F_VNET) != 0, mss_arg, mtu_arg, udp_mode,
-                       (flags & _F_TCP) != 0, csum_mode, max_udp_segs, max_tcp_segs, refused_pass, act, segsz,
+        nf, nb = _plan(buf, off, length, meta, (flags & _F_VNET) != 0, P[P_MSS], P[P_MTU], P[P_UDP_MODE],
+                       (flags & _F_TCP) != 0, csum_mode, P[P_MAX_UDP], P[P_MAX_TCP], refused_pass, act, segsz,
                        nseg, counters)
         if step == 1:
             return nf, nb
     return _run(buf, off, length, meta, its, act, segsz, nseg, csum_mode, (flags & _F_FIXEDID) != 0,
-                (flags & _F_ACCECN) != 0, frag_id_base, refused_pass, obuf, ooff, olen, ometa, ots, counters)
+                (flags & _F_ACCECN) != 0, P[P_FRAG_ID], refused_pass, obuf, ooff, olen, ometa, ots, counters)
 
 
 class GsoResult:
@@ -809,13 +842,12 @@ class GsoResult:
     (everything here is built on first access).
     """
 
-    __slots__ = ("arena", "_meta", "_work", "_n", "_with_ts", "_out")
+    __slots__ = ("arena", "_meta", "_work", "_with_ts", "_out")
 
-    def __init__(self, arena, meta, work, n, with_ts):
+    def __init__(self, arena, meta, work, with_ts):
         self.arena = arena
         self._meta = meta
         self._work = work
-        self._n = n
         self._with_ts = with_ts
         self._out = None
 
@@ -835,7 +867,8 @@ class GsoResult:
 
     @property
     def refused(self) -> dict:
-        bad = self._work[N_COUNTERS:N_COUNTERS + self._n] == _A_REFUSE
+        w = self._work
+        bad = w[N_COUNTERS:N_COUNTERS + (w.shape[0] - N_COUNTERS) // 3] == _A_REFUSE
         if not bad.any():
             return {}
         codes, cnt = np.unique(self.status[bad], return_counts=True)
@@ -850,34 +883,49 @@ def _check_modes(csum, udp):
 
 
 _NO_TS = np.zeros(0, np.int64)
+_I64 = np.dtype(np.int64)      # np.empty with a dtype object: ~60 ns less than with np.int64
+_empty = np.empty
 
 
-def _gso(batch, arena, flags, mss, mtu, udp_mode, csum_mode, max_udp_segments, max_segments, ipv6_frag_id):
+def _gso(batch, arena, P):
     # One kernel call per burst when the caller brings the arena; the Python around it is
     # kept to attribute reads (each µs here is ~40 ns per super-packet of a 32-frame burst)
     off = batch.off
-    n = off.shape[0]
     its = batch.ts
     with_ts = its is not None
     if not with_ts:
         its = _NO_TS
-    work = np.empty(N_COUNTERS + 3 * n, np.int64)
+    work = _empty(N_COUNTERS + 3 * off.shape[0], _I64)
     buf, length, meta = batch.buf, batch.len, batch.meta
     if arena is None:
         # plan (the output arrays are not touched: the input's stand in), size, then write
-        need_frames, need_bytes = _kernel(buf, off, length, meta, its, buf, off, length, meta, its, work, 1,
-                                          flags, mss, mtu, udp_mode, csum_mode, max_udp_segments, max_segments,
-                                          ipv6_frag_id)
+        need_frames, need_bytes = _kernel(buf, off, length, meta, its, buf, off, length, meta, its, work, P, 1)
+        if need_frames < 0:
+            return _gso_odd(batch, arena, P, need_frames)
         arena = OutputArena(need_bytes + 64, max(need_frames, 1))
         step = 2
     else:
         step = 3
     nout, used = _kernel(buf, off, length, meta, its, arena.buf, arena.off, arena.len, arena.meta, arena.ts,
-                         work, step, flags, mss, mtu, udp_mode, csum_mode, max_udp_segments, max_segments,
-                         ipv6_frag_id)
+                         work, P, step)
+    if nout < 0:
+        return _gso_odd(batch, arena, P, nout)
     arena.n = nout
     arena.used = used
-    return GsoResult(arena, meta, work, n, with_ts)
+    return GsoResult(arena, meta, work, with_ts)
+
+
+def _gso_odd(batch, arena, P, code):
+    """_gso for what the kernel turned down: input bytes that are not contiguous are
+    copied (the kernel reads them through their data pointer), anything else is an error."""
+    if code == _NOT_CONTIG:
+        b = PacketBatch.__new__(PacketBatch)
+        b.buf = np.ascontiguousarray(batch.buf)
+        b.off, b.len, b.meta, b.ts = batch.off, batch.len, batch.meta, batch.ts
+        return _gso(b, arena, P)
+    if code == _BAD_SHAPE:
+        raise ValueError("batch.len and batch.meta must have one entry per frame of batch.off")
+    raise ValueError("arena.buf must be contiguous and arena.len/meta/ts at least as long as arena.off")
 
 
 def segment(batch: PacketBatch, *, mss: int | None = None, mtu: int | None = None,
@@ -921,11 +969,12 @@ def segment(batch: PacketBatch, *, mss: int | None = None, mtu: int | None = Non
             mss, mtu, use_vnet, udp, csum, fixedid, accecn, max_udp_segments, refused, ipv6_frag_id, max_segments)
         if key is not None and len(_SEGMENT_CONFIGS) < 64:
             _SEGMENT_CONFIGS[key] = cfg
-    return _gso(batch, arena, *cfg)
+    return _gso(batch, arena, cfg)
 
 
-# validated keyword sets of segment() -> kernel arguments: a burst-sized call pays a dict
-# lookup instead of the checks (~0.4 us, ~12 ns per super-packet of a 32-frame burst)
+# validated keyword sets of segment() -> the kernel's parameter array (read only): a
+# burst-sized call pays a dict lookup instead of the checks (~0.4 us, ~12 ns per
+# super-packet of a 32-frame burst)
 _SEGMENT_CONFIGS: dict = {}
 
 
@@ -943,8 +992,13 @@ def _segment_config(mss, mtu, use_vnet, udp, csum, fixedid, accecn, max_udp_segm
             raise ValueError("mss must be >= 1 and mtu >= 28")
     flags = ((_F_VNET if use_vnet else 0) | _F_TCP | (_F_REFUSED_PASS if refused == "pass" else 0)
              | (_F_FIXEDID if fixedid else 0) | (_F_ACCECN if accecn else 0))
-    return (flags, int(mss or 0), int(mtu or 0), _UDP_MODES[udp], _CSUM_MODES[csum], int(max_udp_segments),
-            int(max_segments), int(ipv6_frag_id))
+    return _params(flags, int(mss or 0), int(mtu or 0), _UDP_MODES[udp], _CSUM_MODES[csum], int(max_udp_segments),
+                   int(max_segments), int(ipv6_frag_id))
+
+
+def _params(flags, mss, mtu, udp_mode, csum_mode, max_udp_segments, max_segments, ipv6_frag_id) -> np.ndarray:
+    """The kernel's parameter array (indices P_*, in this order)."""
+    return np.array([flags, mss, mtu, udp_mode, csum_mode, max_udp_segments, max_segments, ipv6_frag_id], np.int64)
 
 
 def fragment_udp(batch: PacketBatch, *, mtu: int | None = None, frag_size: int | None = None,
@@ -959,11 +1013,27 @@ def fragment_udp(batch: PacketBatch, *, mtu: int | None = None, frag_size: int |
     each frame (gso_type UDP, gso_size = fragment payload bytes), as Linux UFO.
     The UDP checksum is computed over the whole datagram (``csum="none"`` leaves it).
     """
+    key = (mtu, frag_size, use_vnet, csum, refused, ipv6_frag_id)
+    try:
+        P = _UFO_CONFIGS.get(key)
+    except TypeError:            # an unhashable argument: validate it every time
+        P, key = None, None
+    if P is None:
+        P = _ufo_config(mtu, frag_size, use_vnet, csum, refused, ipv6_frag_id)
+        if key is not None and len(_UFO_CONFIGS) < 64:
+            _UFO_CONFIGS[key] = P
+    return _gso(batch, arena, P)
+
+
+_UFO_CONFIGS: dict = {}
+
+
+def _ufo_config(mtu, frag_size, use_vnet, csum, refused, ipv6_frag_id):
     _check_modes(csum, "ufo")
     if use_vnet is None:
         use_vnet = mtu is None and frag_size is None
     if not use_vnet and (mtu is None) == (frag_size is None):
         raise ValueError("give exactly one of mtu= or frag_size= (or use_vnet=True)")
     flags = (_F_VNET | _F_TCP if use_vnet else 0) | (_F_REFUSED_PASS if refused == "pass" else 0)
-    return _gso(batch, arena, flags, int(frag_size or 0), int(mtu or 0), UDP_UFO, _CSUM_MODES[csum],
-                UDP_MAX_SEGMENTS, GSO_MAX_SEGS, int(ipv6_frag_id))
+    return _params(flags, int(frag_size or 0), int(mtu or 0), UDP_UFO, _CSUM_MODES[csum], UDP_MAX_SEGMENTS,
+                   GSO_MAX_SEGS, int(ipv6_frag_id))

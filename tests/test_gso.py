@@ -371,6 +371,31 @@ def test_bad_input_gets_a_status():
     assert r.out.to_frames() == [c[0] for c in cases.values()]
 
 
+@pytest.mark.hostile
+def test_arrays_shorter_than_off_are_an_error_before_anything_is_touched():
+    """A batch or arena whose arrays were replaced by shorter ones (the constructors
+    check, attribute assignment does not): the kernel checks the lengths first and
+    touches nothing (it used to index past them)."""
+    f, v = super_packet(_payload(4000, 5), 1448)
+    good = gso.segment(PacketBatch.from_frames([f, f], vnet=[v, v])).out.to_frames()
+    assert len(good) == 6
+    for attr in ("len", "meta"):
+        b = PacketBatch.from_frames([f, f], vnet=[v, v])
+        setattr(b, attr, getattr(b, attr)[:1])
+        before = b.meta.copy()
+        with pytest.raises(ValueError, match="one entry per frame"):
+            gso.segment(b)
+        assert (b.meta == before).all()
+    b = PacketBatch.from_frames([f, f], vnet=[v, v])
+    for attr in ("len", "meta", "ts"):
+        arena = OutputArena(1 << 16, 8)
+        setattr(arena, attr, getattr(arena, attr)[:2])
+        with pytest.raises(ValueError, match="arena"):
+            gso.segment(b, arena=arena)
+        assert not arena.buf.any()
+    assert gso.segment(b, arena=OutputArena(1 << 16, 8)).out.to_frames() == good
+
+
 @pytest.mark.kernel
 @pytest.mark.hostile
 def test_kernel_refuses_what_we_refuse(kernel_oracle):
