@@ -503,6 +503,28 @@ def test_truncated_and_mangled_real_frames(pkts, d):
 
 
 @pytest.mark.hostile
+def test_short_arrays_and_narrow_detail_are_errors_before_anything_is_touched():
+    """``detail`` with fewer than D_COLS columns, or a batch whose len/meta were replaced
+    by shorter arrays: a ValueError, nothing written (the kernels used to write past them)."""
+    frames = [bytes(E() / IP() / TCP() / Raw(b"x" * k)) for k in range(3)]
+    b = PacketBatch.from_frames(frames)
+    buf = b.buf.copy()
+    for f in (C.verify_batch, C.fill_batch):
+        with pytest.raises(ValueError, match="6 columns"):
+            f(b, detail=np.zeros((3, C.D_COLS - 1), np.int32))
+    for attr in ("len", "meta"):
+        c = PacketBatch.from_frames(frames)
+        c.meta["vnet_flags"] = 1
+        setattr(c, attr, getattr(c, attr)[:2])
+        before = c.meta.copy()
+        for f in (C.verify_batch, C.fill_batch, C.complete_batch):
+            with pytest.raises(ValueError, match="one entry per frame"):
+                f(c)
+        assert (c.meta == before).all() and (c.buf == buf).all()
+    assert (b.buf == buf).all() and C.verify_batch(b).count == 0
+
+
+@pytest.mark.hostile
 def test_frames_outside_buf_in_kernel_call():
     b = PacketBatch.from_frames([bytes(E() / IP() / TCP())])
     off = np.array([-5, 0, 10**6], np.int64)
