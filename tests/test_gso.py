@@ -371,6 +371,27 @@ def test_bad_input_gets_a_status():
     assert r.out.to_frames() == [c[0] for c in cases.values()]
 
 
+def test_out_and_refused_equal_their_plain_forms():
+    """``r.out`` is ``arena.batch()`` built without re-checking the kernel's frames, and
+    ``r.refused`` skips its array pass when nothing was refused or left without room: the
+    same arrays and the same answer, including a refused frame that found no room."""
+    f, v = super_packet(_payload(4000, 6), 1448)
+    bad = (f, (1, 2) + v[2:])                      # unknown gso_type: refused
+    b = PacketBatch.from_frames([f, bad[0], f], vnet=[v, bad[1], v], ts=[5, 6, 7])
+    for kw in (dict(), dict(refused="pass"), dict(arena=OutputArena(1 << 16, 8))):
+        r = gso.segment(b, **kw)
+        slow = r.arena.batch(with_ts=True)
+        assert r.out.buf is slow.buf
+        for name in ("off", "len", "meta", "ts"):
+            got, want = getattr(r.out, name), getattr(slow, name)
+            assert got.dtype == want.dtype and got.flags.c_contiguous and (got == want).all(), name
+        assert r.refused == {S.describe(S.VNET_BAD_GSO_TYPE): 1}
+    assert gso.segment(PacketBatch.from_frames([f], vnet=[v])).refused == {}
+    r = gso.segment(PacketBatch.from_frames([bad[0]], vnet=[bad[1]]), refused="pass", arena=OutputArena(64, 4))
+    assert r.counters["refused"] == 0 and r.counters["no_room"] == 1
+    assert r.refused == {S.describe(S.GSO_NO_ROOM): 1} and len(r.out) == 0 and r.out.ts is None
+
+
 @pytest.mark.hostile
 def test_arrays_shorter_than_off_are_an_error_before_anything_is_touched():
     """A batch or arena whose arrays were replaced by shorter ones (the constructors
