@@ -12,7 +12,9 @@ Cases (MSS so that segments fill a 1500-byte MTU):
 * ``tcp4_64k``: TCP/IPv4 with timestamps, 45 x 1448 = 65160 payload bytes (the issue's
   goal: <= 1.2 µs per super-packet on one core; DPDK ~3.6 µs, C copy-then-sum ~2.0 µs);
 * ``tcp6_64k``: TCP/IPv6 with timestamps, 45 x 1428;
-* ``uso4_64k``: UDP/IPv4 USO, 44 x 1472.
+* ``uso4_64k``: UDP/IPv4 USO, 44 x 1472;
+* ``tcp4_3seg``: TCP/IPv4 with timestamps, 3 x 1448: little copying, so the fixed cost
+  of a call (dispatch, the Python around the kernel) shows.
 
 Run: ``python -m pytest bench/test_gso.py --benchmark-only --benchmark-group-by=group``
 (``OFFLOAD_GSO_BURST`` changes the burst, default 16 super-packets = ~1 MB in, ~1 MB out).
@@ -39,6 +41,7 @@ CASES = {
     "tcp4_64k": (dict(ts=True), 1448, 45),
     "tcp6_64k": (dict(ts=True, v6=True), 1428, 45),
     "uso4_64k": (dict(udp=True), 1472, 44),
+    "tcp4_3seg": (dict(ts=True), 1448, 3),
 }
 
 
