@@ -48,3 +48,21 @@ def test_output_arena():
     assert len(a.batch()) == 2
     a.reset()
     assert len(a.batch()) == 0
+
+
+def test_a_length_that_wraps_past_2_63_is_outside_the_buffer():
+    import pytest
+    buf = np.zeros(100, np.uint8)
+    with pytest.raises(ValueError, match="outside"):
+        PacketBatch(buf, np.array([8], np.int64), np.array([(1 << 63) - 1], np.int64))
+
+
+def test_meta_of_an_equal_dtype_object_is_viewed_as_META_DTYPE():
+    import pickle
+    from offload.batch import META_DTYPE, new_meta
+    meta = pickle.loads(pickle.dumps(new_meta(2)))
+    assert meta.dtype == META_DTYPE and meta.dtype is not META_DTYPE
+    b = PacketBatch(np.zeros(64, np.uint8), [0, 10], [10, 10], meta=meta)
+    assert b.meta.dtype is META_DTYPE
+    b.meta["status"][1] = 7
+    assert meta["status"][1] == 7          # a view: the caller's array is the batch's
