@@ -865,6 +865,20 @@ def _put_payload(buf, s, m, dst, d, verify):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
+def _pass_alone(sbuf, s, n, smeta, j, src, ts, code, verify, keep, obuf, o2, ometa, st, C):
+    """:func:`_emit_raw` out of line, for the engine's paths other than its hottest: each
+    inlined copy of it (copies and a checksum loop) added seconds of compile time, a
+    minute under NUMBA_BOUNDSCHECK, for a call that costs a few ns."""
+    return _emit_raw(sbuf, s, n, smeta, j, src, ts, code, verify, keep, obuf, o2, ometa, st, C)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _put_payload_ool(buf, s, m, dst, d, verify):
+    """:func:`_put_payload` out of line (a new aggregate's first frame: once per aggregate)."""
+    return _put_payload(buf, s, m, dst, d, verify)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
 def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
     """Write aggregate ``a``: walk its frames, copy payloads with their sums, verify each
     frame's checksum on the way; a bad one closes what came before and passes alone, the
@@ -911,7 +925,7 @@ def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
             if cnt > 0:
                 _finish(sbuf, smeta, cur, start, hdr, pay, cnt, fl_or, idfix, tsum, ssrc[cur], sts[cur],
                         obuf, o2, ometa, st, P, C, False)
-            _emit_raw(sbuf, s, slen[j], smeta, j, ssrc[j], sts[j], S.GRO_BAD_CSUM, False, False,
+            _pass_alone(sbuf, s, slen[j], smeta, j, ssrc[j], sts[j], S.GRO_BAD_CSUM, False, False,
                       obuf, o2, ometa, st, C)
             cur = -1
             done_pay += pl
@@ -1115,7 +1129,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             # Linux validates the L4 checksum only of frames that reach the TCP/UDP layer of
             # GRO: those get DATA_VALID; IP-level refusals (options, padding...) do not
             chk = P[P_VERIFY] != 0 and (code == S.GRO_FLUSH_FLAGS or code == S.GRO_PURE_ACK)
-            _emit_raw(buf, s, fl, meta, i, src0 + i, t, code, chk, not chk, obuf, o2, ometa, st, C)
+            _pass_alone(buf, s, fl, meta, i, src0 + i, t, code, chk, not chk, obuf, o2, ometa, st, C)
             continue
         if stream and fl > P[P_SLOT]:
             h = _flow_hash(buf, s, m)
@@ -1123,7 +1137,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             if a >= 0:
                 _flush(a, FR_OTHER, agg, htab, afree, pend, sbuf, soff, slen, smeta,
                        sx, obuf, o2, ometa, st, P, C)
-            _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_TOO_BIG, P[P_VERIFY] != 0, False,
+            _pass_alone(buf, s, fl, meta, i, src0 + i, t, S.GRO_TOO_BIG, P[P_VERIFY] != 0, False,
                       obuf, o2, ometa, st, C)
             continue
         if stream and st[ST_HELD] >= P[P_MAXHELD] and st[ST_LRU_H] >= 0:
@@ -1162,7 +1176,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
                        soff, slen, smeta, sx, obuf, o2, ometa, st, P, C)
                 a = -1
         if not merged and tcp and (fw & (TCP_PSH | TCP_FIN)):
-            _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_SINGLE, P[P_VERIFY] != 0, False,
+            _pass_alone(buf, s, fl, meta, i, src0 + i, t, S.GRO_SINGLE, P[P_VERIFY] != 0, False,
                       obuf, o2, ometa, st, C)
             continue
         if stream and merged:
@@ -1172,7 +1186,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             if not good:
                 _flush(a, FR_OTHER, agg, htab, afree, pend, sbuf, soff, slen, smeta,
                        sx, obuf, o2, ometa, st, P, C)
-                _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_BAD_CSUM, False, False,
+                _pass_alone(buf, s, fl, meta, i, src0 + i, t, S.GRO_BAD_CSUM, False, False,
                           obuf, o2, ometa, st, C)
                 continue
             hdr = np.int64(smeta[a].pay_off)
@@ -1215,7 +1229,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
                    sx, obuf, o2, ometa, st, P, C)
         if stream:
             if st[ST_AFREE] == 0 and not _reclaim(agg, afree, pend, obuf, o2, st):
-                _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_NO_ROOM, False, True,
+                _pass_alone(buf, s, fl, meta, i, src0 + i, t, S.GRO_NO_ROOM, False, True,
                           obuf, o2, ometa, st, C)     # (unreachable: room was reserved)
                 continue
             a = afree[st[ST_AFREE] - 1]
@@ -1223,9 +1237,9 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             j = a * reg + _JUMBO_ROOM + (s & 7)
             po = np.int64(m.pay_off)
             copy_words(buf, s, obuf, j, po)
-            psum, good = _put_payload(buf, s, m, obuf, j + po, P[P_VERIFY] != 0)
+            psum, good = _put_payload_ool(buf, s, m, obuf, j + po, P[P_VERIFY] != 0)
             if not good:
-                _emit_raw(buf, s, fl, meta, i, src0 + i, t, S.GRO_BAD_CSUM, False, False,
+                _pass_alone(buf, s, fl, meta, i, src0 + i, t, S.GRO_BAD_CSUM, False, False,
                           obuf, o2, ometa, st, C)
                 continue
             soff[a] = j
