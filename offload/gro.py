@@ -515,7 +515,7 @@ def _refuse(buf, s, m, sbuf, hs, hm, agg, a, P, checked):
     pay = np.int64(m.pay_len)
     l3 = s + np.int64(m.l3_off)
     hl3 = hs + np.int64(hm.l3_off)
-    count = agg[AG_COUNT, a]
+    count = agg[a, AG_COUNT]
     v4 = np.int64(m.l3_proto) == 0x0800
     if not checked:
         if v4:
@@ -531,15 +531,15 @@ def _refuse(buf, s, m, sbuf, hs, hm, agg, a, P, checked):
             if (_be32(buf, l3) ^ _be32(sbuf, hl3)) & 0x0FF00000:
                 return R_TCLASS
     if v4:
-        idoff = (_be16(buf, l3 + 4) - agg[AG_ID0, a]) & 0xFFFF
+        idoff = (_be16(buf, l3 + 4) - agg[a, AG_ID0]) & 0xFFFF
         if count == 1 and idoff == 0 and (P[P_FIXEDID_DF] == 0 or (buf[l3 + 6] & 0x40)):
-            agg[AG_IDFIX, a] = 1
-        want = 0 if agg[AG_IDFIX, a] else (count & 0xFFFF)
+            agg[a, AG_IDFIX] = 1
+        want = 0 if agg[a, AG_IDFIX] else (count & 0xFFFF)
         if idoff != want:
             return R_IPID
     l4 = s + np.int64(m.l4_off)
     hl4 = hs + np.int64(hm.l4_off)
-    gso = agg[AG_GSO, a]
+    gso = agg[a, AG_GSO]
     if np.int64(m.l4_proto) == 6:
         fw = _be32(buf, l4 + 12)
         if P[P_CWR] == CWR_LEGACY and (fw & TCP_CWR):
@@ -557,7 +557,7 @@ def _refuse(buf, s, m, sbuf, hs, hm, agg, a, P, checked):
                 return R_OPTS
         if pay > gso:
             return R_LARGER
-        if _be32(buf, l4 + 4) != agg[AG_NSEQ, a]:
+        if _be32(buf, l4 + 4) != agg[a, AG_NSEQ]:
             return R_SEQ
         if count >= 65535:
             return R_COUNT
@@ -571,7 +571,7 @@ def _refuse(buf, s, m, sbuf, hs, hm, agg, a, P, checked):
     if not v4 and np.int64(m.ext_len) > 0:
         # a jumbo option is only added in front of a bare IPv6 header (as Linux does)
         limit = min(limit, 65535 + 40 + 1)
-    if agg[AG_L3LEN, a] + pay >= limit:
+    if agg[a, AG_L3LEN] + pay >= limit:
         return R_SIZE
     return -1
 
@@ -587,8 +587,8 @@ def _lookup(buf, s, m, h, htab, agg, sbuf, soff, smeta):
         a = htab[j]
         if a < 0:
             return -1, j
-        if agg[AG_HASH, a] == h:
-            hd = agg[AG_HEAD, a]
+        if agg[a, AG_HASH] == h:
+            hd = agg[a, AG_HEAD]
             if _same_flow(buf, s, m, sbuf, soff[hd], smeta[hd]):
                 return a, j
         j = (j + 1) & mask
@@ -603,8 +603,8 @@ def _lookup_fast(buf, s, m, h, htab, agg, sbuf, soff, smeta, cwr_ign):
         a = htab[j]
         if a < 0:
             return -1, j, False
-        if agg[AG_HASH, a] == h:
-            hd = agg[AG_HEAD, a]
+        if agg[a, AG_HASH] == h:
+            hd = agg[a, AG_HEAD]
             if _fast_match(buf, s, m, sbuf, soff[hd], smeta[hd], cwr_ign):
                 return a, j, True
             if _same_flow(buf, s, m, sbuf, soff[hd], smeta[hd]):
@@ -623,14 +623,14 @@ def _hdel(htab, agg, pos):
         a = htab[j]
         if a < 0:
             return
-        k = agg[AG_HASH, a] & mask
+        k = agg[a, AG_HASH] & mask
         if i <= j:
             stay = i < k <= j
         else:
             stay = k > i or k <= j
         if not stay:
             htab[i] = a
-            agg[AG_HPOS, a] = i
+            agg[a, AG_HPOS] = i
             htab[j] = -1
             i = j
 
@@ -886,10 +886,10 @@ def _write_agg(a, agg, sbuf, soff, slen, smeta, sx, obuf, o2, ometa, st, P, C):
     snext = sx[0]
     ssrc = sx[1]
     sts = sx[2]
-    j = agg[AG_HEAD, a]
-    idfix = agg[AG_IDFIX, a]
+    j = agg[a, AG_HEAD]
+    idfix = agg[a, AG_IDFIX]
     verify = P[P_VERIFY] != 0
-    total = agg[AG_L3LEN, a] + np.int64(smeta[j].l3_off) + _JUMBO_ROOM + 8
+    total = agg[a, AG_L3LEN] + np.int64(smeta[j].l3_off) + _JUMBO_ROOM + 8
     cur = -1            # head slot of the output being built
     done_pay = 0        # payload bytes of the frames already written: a new output after a bad
                         # frame needs room for the rest only, not for the whole aggregate again
@@ -959,11 +959,11 @@ def _flush(a, reason, agg, htab, afree, pend, sbuf, soff, slen, smeta, sx,
     if P[P_SLOT] > 0:
         k = st[ST_OUT_N]
         hdr = np.int64(smeta[a].pay_off)
-        cnt = agg[AG_COUNT, a]
+        cnt = agg[a, AG_COUNT]
         if k < o2.shape[1]:
-            _finish(sbuf, smeta, a, soff[a], hdr, slen[a] - hdr, cnt, agg[AG_FLOR, a], agg[AG_IDFIX, a],
-                    np.uint64(agg[AG_TSUM, a]), sx[1, a], sx[2, a], obuf, o2, ometa, st, P, C, True)
-            agg[AG_OUTK, a] = k
+            _finish(sbuf, smeta, a, soff[a], hdr, slen[a] - hdr, cnt, agg[a, AG_FLOR], agg[a, AG_IDFIX],
+                    np.uint64(agg[a, AG_TSUM]), sx[1, a], sx[2, a], obuf, o2, ometa, st, P, C, True)
+            agg[a, AG_OUTK] = k
             pend[st[ST_PEND]] = a
             st[ST_PEND] += 1
         else:       # (the room check before the burst makes this unreachable)
@@ -977,18 +977,18 @@ def _flush(a, reason, agg, htab, afree, pend, sbuf, soff, slen, smeta, sx,
         afree[st[ST_AFREE]] = a
         st[ST_AFREE] += 1
     C[C_FLUSH + reason] += 1
-    _hdel(htab, agg, agg[AG_HPOS, a])
-    p = agg[AG_PREV, a]
-    q = agg[AG_NEXT, a]
+    _hdel(htab, agg, agg[a, AG_HPOS])
+    p = agg[a, AG_PREV]
+    q = agg[a, AG_NEXT]
     if p >= 0:
-        agg[AG_NEXT, p] = q
+        agg[p, AG_NEXT] = q
     else:
         st[ST_LRU_H] = q
     if q >= 0:
-        agg[AG_PREV, q] = p
+        agg[q, AG_PREV] = p
     else:
         st[ST_LRU_T] = p
-    agg[AG_HEAD, a] = -1
+    agg[a, AG_HEAD] = -1
     st[ST_NLIVE] -= 1
 
 
@@ -1000,7 +1000,7 @@ def _reclaim(agg, afree, pend, obuf, o2, st):
     if st[ST_PEND] == 0:
         return False
     p = pend[st[ST_PEND] - 1]
-    k = agg[AG_OUTK, p]
+    k = agg[p, AG_OUTK]
     src = o2[0, k]
     n = o2[1, k]
     dst = ((st[ST_OUT_USED] + 63) & ~63) + (src & 7)
@@ -1058,7 +1058,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
     st[ST_OUT_N] = 0
     st[ST_OUT_USED] = 0
     nagg = I[H_NAGG]
-    agg = I[I[H_AGG]:I[H_AGG] + AG_N * nagg].reshape((AG_N, nagg))
+    agg = I[I[H_AGG]:I[H_AGG] + AG_N * nagg].reshape((nagg, AG_N))   # one row per aggregate: its fields share two cache lines
     htab = I[I[H_HTAB]:I[H_HTAB] + I[H_HSIZE]]
     afree = I[I[H_AFREE]:I[H_AFREE] + nagg]
     nsx = I[H_NSX]
@@ -1115,7 +1115,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
         m = meta[i]
         t = ts[i]
         if stream and timeout >= 0:
-            while st[ST_LRU_H] >= 0 and t - agg[AG_TS, st[ST_LRU_H]] > timeout:
+            while st[ST_LRU_H] >= 0 and t - agg[st[ST_LRU_H], AG_TS] > timeout:
                 _flush(st[ST_LRU_H], FR_TIMEOUT, agg, htab, afree, pend, sbuf, soff, slen, smeta,
                        sx, obuf, o2, ometa, st, P, C)
         code, keyed = _classify(buf, s, meta, i, P)
@@ -1153,8 +1153,8 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
         h = -1
         a = -1
         checked = False
-        if last >= 0 and agg[AG_HEAD, last] >= 0:
-            hd = agg[AG_HEAD, last]
+        if last >= 0 and agg[last, AG_HEAD] >= 0:
+            hd = agg[last, AG_HEAD]
             hs = soff[hd]
             # the ports first: many interleaved flows miss here at once
             if np.int64(smeta[hd].l4_off) == l4 - s and _le32(buf, l4) == _le32(sbuf, hs + l4 - s) \
@@ -1166,7 +1166,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             a, pos, checked = _lookup_fast(buf, s, m, h, htab, agg, sbuf, soff, smeta, cwr_ign)
         merged = False
         if a >= 0:
-            hd = agg[AG_HEAD, a]
+            hd = agg[a, AG_HEAD]
             r = _refuse(buf, s, m, sbuf, soff[hd], smeta[hd], agg, a, P, checked)
             if r < 0:
                 merged = True
@@ -1190,10 +1190,10 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
                           obuf, o2, ometa, st, C)
                 continue
             hdr = np.int64(smeta[a].pay_off)
-            agg[AG_TSUM, a] = np.int64(csum_add_at(np.uint64(agg[AG_TSUM, a]), psum, slen[a] - hdr))
+            agg[a, AG_TSUM] = np.int64(csum_add_at(np.uint64(agg[a, AG_TSUM]), psum, slen[a] - hdr))
             slen[a] += pay
             if tcp:
-                agg[AG_FLOR, a] |= fw >> 16 & 0x09
+                agg[a, AG_FLOR] |= fw >> 16 & 0x09
             st[ST_HELD] += 1
             st[ST_HELDB] += pay
             meta[i].status = S.GRO_HELD
@@ -1207,19 +1207,19 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
         if merged:
             last = a
             if not stream:
-                snext[agg[AG_TAIL, a]] = j
-                agg[AG_TAIL, a] = j
-            agg[AG_COUNT, a] += 1
-            agg[AG_L3LEN, a] += pay
-            agg[AG_NSEQ, a] = (agg[AG_NSEQ, a] + pay) & 0xFFFFFFFF
-            short = pay < agg[AG_GSO, a]
+                snext[agg[a, AG_TAIL]] = j
+                agg[a, AG_TAIL] = j
+            agg[a, AG_COUNT] += 1
+            agg[a, AG_L3LEN] += pay
+            agg[a, AG_NSEQ] = (agg[a, AG_NSEQ] + pay) & 0xFFFFFFFF
+            short = pay < agg[a, AG_GSO]
             if tcp and (fw & (TCP_PSH | TCP_FIN)):
                 _flush(a, FR_FLAGS, agg, htab, afree, pend, sbuf, soff, slen, smeta,
                        sx, obuf, o2, ometa, st, P, C)
             elif short:
                 _flush(a, FR_SHORT, agg, htab, afree, pend, sbuf, soff, slen, smeta,
                        sx, obuf, o2, ometa, st, P, C)
-            elif not tcp and agg[AG_COUNT, a] >= P[P_UDP_MAX]:
+            elif not tcp and agg[a, AG_COUNT] >= P[P_UDP_MAX]:
                 _flush(a, FR_COUNT, agg, htab, afree, pend, sbuf, soff, slen, smeta,
                        sx, obuf, o2, ometa, st, P, C)
             continue
@@ -1247,8 +1247,8 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             smeta[a] = m
             ssrc[a] = src0 + i
             sts[a] = t
-            agg[AG_TSUM, a] = np.int64(psum)
-            agg[AG_FLOR, a] = fw >> 16 & 0x09 if tcp else 0
+            agg[a, AG_TSUM] = np.int64(psum)
+            agg[a, AG_FLOR] = fw >> 16 & 0x09 if tcp else 0
             st[ST_HELD] += 1
             st[ST_HELDB] += po + pay
             meta[i].status = S.GRO_HELD
@@ -1263,21 +1263,21 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
         st[ST_AFREE] -= 1
         a = afree[st[ST_AFREE]]     # (streaming: the region the frame was copied to)
         htab[pos] = a
-        agg[AG_HPOS, a] = pos
-        agg[AG_HASH, a] = h
-        agg[AG_HEAD, a] = j
-        agg[AG_TAIL, a] = j
-        agg[AG_COUNT, a] = 1
-        agg[AG_L3LEN, a] = np.int64(m.l3_end) - np.int64(m.l3_off)
-        agg[AG_GSO, a] = pay
-        agg[AG_NSEQ, a] = (_be32(buf, l4 + 4) + pay) & 0xFFFFFFFF if tcp else 0
-        agg[AG_ID0, a] = _be16(buf, s + np.int64(m.l3_off) + 4) if np.int64(m.l3_proto) == 0x0800 else 0
-        agg[AG_IDFIX, a] = 0
-        agg[AG_TS, a] = t
-        agg[AG_NEXT, a] = -1
-        agg[AG_PREV, a] = st[ST_LRU_T]
+        agg[a, AG_HPOS] = pos
+        agg[a, AG_HASH] = h
+        agg[a, AG_HEAD] = j
+        agg[a, AG_TAIL] = j
+        agg[a, AG_COUNT] = 1
+        agg[a, AG_L3LEN] = np.int64(m.l3_end) - np.int64(m.l3_off)
+        agg[a, AG_GSO] = pay
+        agg[a, AG_NSEQ] = (_be32(buf, l4 + 4) + pay) & 0xFFFFFFFF if tcp else 0
+        agg[a, AG_ID0] = _be16(buf, s + np.int64(m.l3_off) + 4) if np.int64(m.l3_proto) == 0x0800 else 0
+        agg[a, AG_IDFIX] = 0
+        agg[a, AG_TS] = t
+        agg[a, AG_NEXT] = -1
+        agg[a, AG_PREV] = st[ST_LRU_T]
         if st[ST_LRU_T] >= 0:
-            agg[AG_NEXT, st[ST_LRU_T]] = a
+            agg[st[ST_LRU_T], AG_NEXT] = a
         else:
             st[ST_LRU_H] = a
         st[ST_LRU_T] = a
@@ -1286,21 +1286,21 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
     if flush_all > 0:
         while st[ST_LRU_H] >= 0:
             a = st[ST_LRU_H]
-            if agg[AG_COUNT, a] == 1 and P[P_SLOT] == 0:
+            if agg[a, AG_COUNT] == 1 and P[P_SLOT] == 0:
                 # a frame held alone (many flows, one frame each in the burst): a plain
                 # verified copy, without the aggregate writer's calls
-                j = agg[AG_HEAD, a]
+                j = agg[a, AG_HEAD]
                 _emit_raw(sbuf, soff[j], slen[j], smeta, j, sx[1, j], sx[2, j], S.GRO_SINGLE,
                           P[P_VERIFY] != 0, False, obuf, o2, ometa, st, C)
                 C[C_FLUSH + FR_END] += 1
-                _hdel(htab, agg, agg[AG_HPOS, a])
-                q = agg[AG_NEXT, a]
+                _hdel(htab, agg, agg[a, AG_HPOS])
+                q = agg[a, AG_NEXT]
                 st[ST_LRU_H] = q
                 if q >= 0:
-                    agg[AG_PREV, q] = -1
+                    agg[q, AG_PREV] = -1
                 else:
                     st[ST_LRU_T] = -1
-                agg[AG_HEAD, a] = -1
+                agg[a, AG_HEAD] = -1
                 afree[st[ST_AFREE]] = a
                 st[ST_AFREE] += 1
                 st[ST_NLIVE] -= 1
@@ -1308,7 +1308,7 @@ def _run(buf_in, off_in, len_in, meta_in, ts_in, I, src0, now, flush_all):
             _flush(a, FR_END, agg, htab, afree, pend, sbuf, soff, slen, smeta,
                    sx, obuf, o2, ometa, st, P, C)
     elif flush_all == 0 and timeout >= 0:
-        while st[ST_LRU_H] >= 0 and now - agg[AG_TS, st[ST_LRU_H]] > timeout:
+        while st[ST_LRU_H] >= 0 and now - agg[st[ST_LRU_H], AG_TS] > timeout:
             _flush(st[ST_LRU_H], FR_TIMEOUT, agg, htab, afree, pend, sbuf, soff, slen, smeta,
                    sx, obuf, o2, ometa, st, P, C)
     return st[ST_OUT_N]
@@ -1384,11 +1384,11 @@ class _State:
         self.C = views["C"]
         self.C[:] = C
         self.st = views["st"]
-        self.agg = views["agg"].reshape(AG_N, nagg)
+        self.agg = views["agg"].reshape(nagg, AG_N)
         self.htab = views["htab"]
         self.afree = views["afree"]
         self.sx = views["sx"].reshape(3, nsx)
-        self.agg[AG_HEAD] = -1
+        self.agg[:, AG_HEAD] = -1
         self.htab[:] = -1
         self.afree[:] = np.arange(nagg - 1, -1, -1, dtype=np.int64)
         self.st[ST_LRU_H] = -1
@@ -1734,7 +1734,7 @@ class GroTable(_StateViews):
         arena, o2 = _arena(nbytes, frames, lazy=True)
         if old is not None:
             S_ = self._S
-            for a in np.flatnonzero(S_.agg[AG_HEAD] >= 0):
+            for a in np.flatnonzero(S_.agg[:, AG_HEAD] >= 0):
                 lo = int(a) * self.region_bytes
                 hi = int(S_.soff[a] + S_.slen[a])
                 arena.buf[lo:hi] = old.buf[lo:hi]
