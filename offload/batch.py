@@ -275,6 +275,23 @@ class PacketBatch:
         return f"PacketBatch({len(self)} frames, {self.nbytes} bytes)"
 
 
+def trusted_batch(buf, off, length, meta, ts=None, w32=None) -> PacketBatch:
+    """A PacketBatch over arrays a kernel or a port has just filled, built without the
+    constructor's checks and conversions (reductions over off/len cost more than a small
+    burst's work): the caller guarantees a 1-D uint8 ``buf``, int64 ``off``/``len`` and a
+    META_DTYPE ``meta`` of one entry per frame, every frame inside ``buf``."""
+    b = PacketBatch.__new__(PacketBatch)
+    b.buf = buf
+    b.off = off
+    b.len = length
+    b.meta = meta
+    b.ts = ts
+    b.wire_len = None
+    b.iface = None
+    b._w32 = w32
+    return b
+
+
 class OutputArena:
     """A preallocated output area that kernels fill without reallocating.
 

@@ -84,7 +84,7 @@ from numba.core.extending import intrinsic
 
 from . import status as S
 from . import vnet as V
-from .batch import META_DTYPE, OutputArena, PacketBatch, new_meta
+from .batch import META_DTYPE, OutputArena, PacketBatch, new_meta, trusted_batch
 from .csum import (copy_sum_words, copy_words, csum_add, csum_add_at, fold16, load64,
                    pseudo_sum_v4, pseudo_sum_v6, sum_short)
 from .parse import _borrow, parse_frames, parse_one
@@ -1492,14 +1492,7 @@ def _view(arena: OutputArena, n: int, used: int, with_ts: bool, cache: dict) -> 
     v = cache.get(n)
     if v is None:
         v = cache[n] = (arena.off[:n], arena.len[:n], arena.meta[:n], arena.ts[:n])
-    b = PacketBatch.__new__(PacketBatch)
-    b.buf = arena.buf
-    b.off, b.len, b.meta, ts = v
-    b.ts = ts if with_ts else None
-    b.wire_len = None
-    b.iface = None
-    b._w32 = None
-    return b
+    return trusted_batch(arena.buf, v[0], v[1], v[2], v[3] if with_ts else None)
 
 
 def counters_dict(C: np.ndarray) -> dict:

@@ -95,7 +95,7 @@ from numba import njit
 from numba.core import config as _nb_config
 
 from . import status as S
-from .batch import META_DTYPE, OutputArena, PacketBatch
+from .batch import META_DTYPE, OutputArena, PacketBatch, trusted_batch
 from .csum import (_mk_ptr_store, _ref, _st8, acc_any, bswap16, csum_add, csum_sub, fold16, pseudo_sum_v4,
                    pseudo_sum_v6, sum_short)
 from .parse import _borrow, parse_one
@@ -894,16 +894,8 @@ def _arena_view(arena: OutputArena, with_ts: bool) -> PacketBatch:
     if buf.dtype is not _U8 or buf.ndim != 1 or meta.dtype is not META_DTYPE:
         return arena.batch(with_ts=with_ts)
     n = arena.n
-    b = PacketBatch.__new__(PacketBatch)
-    b.buf = buf
-    b.off = _contig(arena.off[:n], _I64)
-    b.len = _contig(arena.len[:n], _I64)
-    b.meta = meta[:n]
-    b.ts = _contig(arena.ts[:n], _I64) if with_ts else None
-    b.wire_len = None
-    b.iface = None
-    b._w32 = arena.w32
-    return b
+    return trusted_batch(buf, _contig(arena.off[:n], _I64), _contig(arena.len[:n], _I64), meta[:n],
+                         _contig(arena.ts[:n], _I64) if with_ts else None, arena.w32)
 
 
 def _check_modes(csum, udp):
@@ -948,9 +940,7 @@ def _gso_odd(batch, arena, P, code):
     """_gso for what the kernel turned down: input bytes that are not contiguous are
     copied (the kernel reads them through their data pointer), anything else is an error."""
     if code == _NOT_CONTIG:
-        b = PacketBatch.__new__(PacketBatch)
-        b.buf = np.ascontiguousarray(batch.buf)
-        b.off, b.len, b.meta, b.ts = batch.off, batch.len, batch.meta, batch.ts
+        b = trusted_batch(np.ascontiguousarray(batch.buf), batch.off, batch.len, batch.meta, batch.ts)
         return _gso(b, arena, P)
     if code == _BAD_SHAPE:
         raise ValueError("batch.len and batch.meta must have one entry per frame of batch.off")

@@ -385,6 +385,12 @@ def _tx_lying_lengths(p, s, frames, vnet=None):
     assert p.tx_burst(lie) == 6
     assert recv_all(s, 4) == [frames[k] for k in (0, 1, 3, 5)]
     assert [int(x) for x in np.flatnonzero(lie.meta["status"] == SHIM_DROPPED)] == [2, 4]
+    # a strided buffer (frames addressed by pointer): sent from a contiguous copy
+    wide = np.zeros(2 * lie.buf.shape[0], np.uint8)
+    wide[::2] = lie.buf
+    strided = PacketBatch(wide[::2], lie.off[:2], [len(frames[0]), len(frames[1])], meta=lie.meta[:2].copy())
+    assert not strided.buf.flags.c_contiguous
+    assert p.tx_burst(strided) == 2 and recv_all(s, 2) == frames[:2]
 
 
 def test_tap_tx_burst_refuses_one_frame_and_writes_the_rest(topo):

@@ -239,13 +239,8 @@ class PacketPort(Port):
         n = batch.off.shape[0]
         if n == 0:
             return 0
-        buf = batch.buf
-        if buf.ndim != 1 or not buf.flags.c_contiguous:
-            send = self.sock.sendmsg
-            return self._send_each(batch, self.hlen, lambda parts: send(parts, [], socket.MSG_DONTWAIT))
-        off = batch.off.astype(np.int64, copy=False)
-        ln = batch.len.astype(np.int64, copy=False)
         hl = self.hlen
+        buf, off, ln, bad, hdrs = self._tx_frames(batch, hl)
         iovs = 2 if hl else 1
         if self._mm is None or self._mm.shape[0] < n:
             self._mm, self._iov = L.mmsg_table(max(n, self.max_burst), iovs)
@@ -254,12 +249,9 @@ class PacketPort(Port):
         frame[:n, 0] = buf.ctypes.data + off.view(np.uint64)
         frame[:n, 1] = ln.view(np.uint64)
         if hl:
-            hdrs = vnet.from_meta(batch.meta, mrg=hl == vnet.HDR_LEN_MRG)    # n records of hl bytes
-            assert hdrs.itemsize == hl
             iov[0:2 * n:2, 0] = hdrs.ctypes.data + np.arange(n, dtype=np.uint64) * hl
             iov[0:2 * n:2, 1] = hl
         # a frame that does not lie inside the buffer is not sent (refused, like a kernel error)
-        bad = (off < 0) | (ln < 0) | (off > buf.shape[0] - ln)     # (no overflow for any ln >= 0)
         if bad.any():
             frame[:n][bad] = 0
         st = self._stats
@@ -288,12 +280,8 @@ class PacketPort(Port):
             # this frame is refused (EINVAL: header; EMSGSIZE: too large; EIO/ENETDOWN: device)
             status[i] = SHIM_DROPPED
             dropped += 1
-            st["tx_errors"] = st.get("tx_errors", 0) + 1
             i += 1
-        st["tx_packets"] += sent
-        st["tx_bytes"] += nbytes
-        st["tx_dropped"] += dropped
-        return sent + dropped
+        return self._tx_count(sent, dropped, nbytes)
 
     def check_frames(self, quiet: bool = False) -> dict:
         held = {b for v in self._outstanding.values() for b in v[1]}

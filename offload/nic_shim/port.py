@@ -32,7 +32,7 @@ import contextlib
 
 import numpy as np
 
-from ..batch import PacketBatch
+from ..batch import PacketBatch, trusted_batch
 
 
 class Port:
@@ -97,35 +97,30 @@ class Port:
             raise ValueError("release: this batch was not returned by this port's rx_burst, or was released already")
         return ent
 
-    def _send_each(self, batch: PacketBatch, hlen: int, send_one) -> int:
-        """One system call per frame: ``send_one([virtio header,] frame view)``. EAGAIN /
-        ENOBUFS stop the burst (ring or queue full: the caller retries the rest); any
-        other error loses that frame, which is taken and counted (status SHIM_DROPPED)."""
-        import errno
+    def _tx_frames(self, batch: PacketBatch, hlen: int):
+        """What a TX burst hands the system: ``(buf, off, len, bad, hdrs)`` -- contiguous
+        bytes (a strided buffer is copied: the frames are addressed by pointer), int64
+        offsets and lengths, ``bad`` the frames that do not lie inside the buffer (refused,
+        never addressed; compared without adding, so no length wraps past the check), and
+        the virtio headers from ``meta`` as n records of ``hlen`` bytes (None if 0)."""
         from .. import vnet
-        from ..status import SHIM_DROPPED
-        hdrs = vnet.from_meta(batch.meta, mrg=hlen == vnet.HDR_LEN_MRG).tobytes() if hlen else b""
-        mv = memoryview(batch.buf)
+        buf = batch.buf
+        if buf.ndim != 1 or not buf.flags.c_contiguous:
+            buf = np.ascontiguousarray(buf).reshape(-1)
+        off = np.ascontiguousarray(batch.off, np.int64)
+        ln = np.ascontiguousarray(batch.len, np.int64)
+        bad = (off < 0) | (ln < 0) | (off > buf.shape[0] - ln)
+        hdrs = None
+        if hlen:
+            hdrs = vnet.from_meta(batch.meta, mrg=hlen == vnet.HDR_LEN_MRG)
+            assert hdrs.itemsize == hlen
+        return buf, off, ln, bad, hdrs
+
+    def _tx_count(self, sent: int, dropped: int, nbytes: int) -> int:
+        """Count a TX burst (``dropped``: frames taken but refused, also in tx_errors);
+        returns the frames taken."""
         st = self._stats
-        sent = nbytes = dropped = 0
-        for i, (o, ln) in enumerate(zip(batch.off.tolist(), batch.len.tolist())):
-            parts = [hdrs[i * hlen:(i + 1) * hlen], mv[o:o + ln]] if hlen else [mv[o:o + ln]]
-            try:
-                send_one(parts)
-            except (BlockingIOError, InterruptedError):
-                st["tx_full"] += 1
-                break
-            except OSError as e:
-                if e.errno in (errno.EAGAIN, errno.ENOBUFS):
-                    st["tx_full"] += 1
-                    break
-                # EINVAL: header refused; EIO/ENETDOWN: device down; EMSGSIZE: too large
-                batch.meta["status"][i] = SHIM_DROPPED
-                dropped += 1
-                st["tx_errors"] = st.get("tx_errors", 0) + 1
-                continue
-            sent += 1
-            nbytes += ln
+        st["tx_errors"] = st.get("tx_errors", 0) + dropped
         st["tx_packets"] += sent
         st["tx_bytes"] += nbytes
         st["tx_dropped"] += dropped
@@ -248,11 +243,4 @@ class MetaPool:
 def fast_batch(buf, off, length, meta) -> PacketBatch:
     """A PacketBatch over frames a port has just placed itself (their bounds are right by
     construction): skips the constructor's checks, which cost more than a whole burst."""
-    b = PacketBatch.__new__(PacketBatch)
-    b.buf = buf
-    b.off = off
-    b.len = length
-    b.meta = meta
-    b.ts = b.wire_len = b.iface = None
-    b._w32 = None
-    return b
+    return trusted_batch(buf, off, length, meta)

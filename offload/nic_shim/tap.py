@@ -147,18 +147,8 @@ class TapPort(Port):
         n = batch.off.shape[0]
         if n == 0:
             return 0
-        buf = batch.buf
-        if buf.ndim != 1 or not buf.flags.c_contiguous:
-            fd = self.fd
-            return self._send_each(batch, self.hlen, lambda parts: os.writev(fd, parts))
-        off = np.ascontiguousarray(batch.off, np.int64)
-        ln = np.ascontiguousarray(batch.len, np.int64)
+        buf, off, ln, bad, hdrs = self._tx_frames(batch, self.hlen)
         status = batch.meta["status"]
-        st = self._stats
-        # a frame that does not lie inside its buffer is refused, never read past the buffer
-        bad = (off < 0) | (ln < 0) | (off > buf.shape[0] - ln)
-        hdrs = vnet.from_meta(batch.meta, mrg=self.hlen == vnet.HDR_LEN_MRG)
-        assert hdrs.itemsize == self.hlen
         sent = dropped = nbytes = i = 0
         while i < n:
             j = n if not bad[i:].any() else i + int(np.argmax(bad[i:]))
@@ -172,17 +162,13 @@ class TapPort(Port):
                 nbytes += nb
                 i += k
                 if full:
-                    st["tx_full"] += 1
+                    self._stats["tx_full"] += 1
                     break
             if i < n and bad[i]:
                 status[i] = SHIM_DROPPED
                 dropped += 1
                 i += 1
-        st["tx_errors"] = st.get("tx_errors", 0) + dropped
-        st["tx_packets"] += sent
-        st["tx_bytes"] += nbytes
-        st["tx_dropped"] += dropped
-        return sent + dropped
+        return self._tx_count(sent, dropped, nbytes)
 
     def check_frames(self, quiet: bool = False) -> dict:
         held = sum(len(v[1]) for v in self._outstanding.values())
